@@ -1,0 +1,259 @@
+"""The authoring format: read a master notebook into questions, test cases and secret regions.
+
+A master notebook is an nbgrader source notebook (see ``docs/authoring.md``). This module is the
+single place that knows how to read one; the build, the grader and the feedback all use it.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+MARK_BEGIN, MARK_END = "=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="
+AUTHORING_IMPORT = re.compile(r"^\s*(from\s+edsgrade\.authoring\s+import\s+.*|import\s+edsgrade\.authoring.*)$")
+METADATA_KEY = "edsgrade"
+
+
+class AuthoringError(ValueError):
+    """A master notebook does not follow the authoring format; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """One Otter test case of a question, as declared in the master."""
+
+    name: str
+    points: float
+    hidden: bool
+    params: tuple[str, ...]
+
+
+@dataclass
+class Question:
+    """An autograded question: one nbgrader test cell holding Otter test cases."""
+
+    grade_id: str
+    points: float
+    cell_index: int
+    source: str          # the whole test cell, hidden cases included, markers and authoring imports removed
+    public_source: str   # the same without the hidden region
+    cases: list[CaseInfo]
+    names: list[str]     # the student's variables the cases read
+    ref_names: list[str]  # the reference solution's variables the cases read through ``ref``
+
+    @property
+    def public_cases(self) -> list[CaseInfo]:
+        return [c for c in self.cases if not c.hidden]
+
+
+@dataclass
+class ManualQuestion:
+    """A manually graded answer cell (interpretation questions, rubric criteria)."""
+
+    grade_id: str
+    points: float
+    cell_index: int
+    cell_type: str
+
+
+@dataclass
+class Master:
+    """A parsed master notebook."""
+
+    path: Path
+    notebook: nbformat.NotebookNode
+    questions: list[Question]
+    manual: list[ManualQuestion]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def assignment(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def question(self, grade_id: str) -> Question:
+        for q in self.questions:
+            if q.grade_id == grade_id:
+                return q
+        raise KeyError(grade_id)
+
+    @property
+    def max_auto(self) -> float:
+        return sum(q.points for q in self.questions)
+
+    def secret_lines(self) -> set[str]:
+        """Lines that exist only in solution regions, mark schemes or hidden tests of the master.
+
+        A line also written outside those regions (an import the student is given, say) is not
+        secret. Blank lines and lines of punctuation only carry nothing and are ignored.
+        """
+        secret: set[str] = set()
+        visible: set[str] = set()
+        for cell in self.notebook.cells:
+            hidden_part, shown_part = split_secret(cell)
+            secret.update(hidden_part)
+            visible.update(shown_part)
+        return {line for line in secret - visible if re.search(r"[A-Za-z0-9]", line)}
+
+
+def _meta(cell: Any) -> dict[str, Any]:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell: Any) -> bool:
+    """An nbgrader autograder-test cell: a graded code cell that is not a solution."""
+    m = _meta(cell)
+    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
+
+
+def is_solution_cell(cell: Any) -> bool:
+    return bool(_meta(cell).get("solution"))
+
+
+def _regions(lines: list[str], begin: str, end: str) -> tuple[list[str], list[str]]:
+    """Split ``lines`` into (inside the begin/end regions, outside), dropping the marker lines."""
+    inside, outside, depth = [], [], 0
+    for line in lines:
+        stripped = line.strip()
+        if stripped == begin:
+            depth += 1
+        elif stripped == end and depth:
+            depth -= 1
+        elif depth:
+            inside.append(line)
+        else:
+            outside.append(line)
+    return inside, outside
+
+
+def split_secret(cell: Any) -> tuple[list[str], list[str]]:
+    """Return (secret lines, visible lines) of one master cell, stripped of whitespace."""
+    lines = cell.source.splitlines()
+    if is_solution_cell(cell):
+        inside, outside = _regions(lines, SOLUTION_BEGIN, SOLUTION_END)
+        if not any(l.strip() == SOLUTION_BEGIN for l in lines):
+            inside, outside = lines, []  # nbgrader replaces a whole solution cell without markers
+    elif is_test_cell(cell):
+        inside, outside = _regions(lines, HIDDEN_BEGIN, HIDDEN_END)
+    else:
+        inside, outside = _regions(lines, MARK_BEGIN, MARK_END)
+    return [l.strip() for l in inside], [l.strip() for l in outside]
+
+
+def strip_authoring_imports(source: str) -> str:
+    """Remove ``from edsgrade.authoring import ...`` lines (instructor-only helpers)."""
+    return "\n".join(l for l in source.splitlines() if not AUTHORING_IMPORT.match(l))
+
+
+def _cases_of(source: str, where: str) -> list[tuple[Any, int]]:
+    """Execute a test cell's source with Otter's ``test_case`` and return its cases with line numbers."""
+    from otter.test_files import test_case
+
+    namespace: dict[str, Any] = {"test_case": test_case}
+    try:
+        exec(compile(source, where, "exec"), namespace)
+    except Exception as exc:
+        raise AuthoringError(f"{where}: the test cell does not run on its own ({type(exc).__name__}: {exc}). "
+                             "A test cell may only import modules and define @test_case functions.") from exc
+    found = [v for k, v in namespace.items() if isinstance(v, test_case)]
+    return [(c, c.test_func.__code__.co_firstlineno) for c in found]
+
+
+def _ref_attributes(source: str) -> set[str]:
+    """Names read from ``ref`` in a test cell: ``ref.x`` and ``ref["x"]``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ref":
+            names.add(node.attr)
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "ref"
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+            names.add(node.slice.value)
+    return names
+
+
+def _parse_question(cell: Any, index: int, path: Path) -> Question:
+    meta = _meta(cell)
+    grade_id = meta.get("grade_id")
+    where = f"{path.name}, test cell {grade_id!r} (cell {index})"
+    if not grade_id:
+        raise AuthoringError(f"{path.name}, cell {index}: a test cell has no grade_id; set one in the nbgrader metadata.")
+    points = float(meta.get("points") or 0)
+    lines = strip_authoring_imports(cell.source).splitlines()
+    hidden, public = _regions(lines, HIDDEN_BEGIN, HIDDEN_END)
+    full = "\n".join(l for l in lines if l.strip() not in (HIDDEN_BEGIN, HIDDEN_END))
+    public_src = "\n".join(public)
+    all_cases = _cases_of(full, where)
+    public_cases = _cases_of(public_src, where + " (public part)")
+    public_names = {c.test_func.__name__ for c, _ in public_cases}
+    if not all_cases:
+        raise AuthoringError(f"{where}: no @test_case function found. Each autograded question needs at least one case.")
+    cases: list[CaseInfo] = []
+    names: list[str] = []
+    for case, _ in all_cases:
+        func = case.test_func.__name__
+        is_public = func in public_names
+        if is_public and case.hidden:
+            raise AuthoringError(f"{where}: case {func} says hidden=True but is outside {HIDDEN_BEGIN!r} ... "
+                                 f"{HIDDEN_END!r}; move it inside so that it is not released.")
+        if case.points is None:
+            raise AuthoringError(f"{where}: case {func} has no points; write @test_case(points=...).")
+        import inspect
+
+        params = tuple(inspect.signature(case.test_func).parameters)
+        if "env" in params:
+            raise AuthoringError(f"{where}: case {func} asks for `env`; name the student's variables it needs instead.")
+        if is_public and "ref" in params:
+            raise AuthoringError(f"{where}: public case {func} uses `ref`, which would reveal the reference solution; "
+                                 "make it hidden or compare with a documented property instead.")
+        cases.append(CaseInfo(case.name or func, float(case.points), not is_public, params))
+        names.extend(p for p in params if p != "ref" and p not in names)
+    total = sum(c.points for c in cases)
+    if abs(total - points) > 1e-9:
+        raise AuthoringError(f"{where}: the cases add up to {total:g} points but the cell is worth {points:g}; "
+                             "make the nbgrader points equal the sum of the cases' points.")
+    ref_names = sorted(_ref_attributes(full) | ({*names} if any("ref" in c.params for c in cases) else set()))
+    return Question(grade_id, points, index, full, public_src, cases, names, ref_names)
+
+
+def parse_master(nb: nbformat.NotebookNode, path: Path) -> Master:
+    """Parse an already-loaded master notebook (see :func:`load_master`)."""
+    questions: list[Question] = []
+    manual: list[ManualQuestion] = []
+    seen: set[str] = set()
+    for index, cell in enumerate(nb.cells):
+        meta = _meta(cell)
+        grade_id = meta.get("grade_id")
+        if grade_id:
+            if grade_id in seen:
+                raise AuthoringError(f"{path.name}, cell {index}: grade_id {grade_id!r} is used twice; make it unique.")
+            seen.add(grade_id)
+        if is_test_cell(cell):
+            questions.append(_parse_question(cell, index, path))
+        elif meta.get("grade") and meta.get("solution"):
+            manual.append(ManualQuestion(grade_id, float(meta.get("points") or 0), index, cell.cell_type))
+    return Master(path, nb, questions, manual, dict(nb.metadata.get(METADATA_KEY, {})))
+
+
+def load_master(path: Path | str) -> Master:
+    """Read and parse a master notebook.
+
+    Raises :class:`AuthoringError` with the file and cell to fix when the notebook does not follow
+    the authoring format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AuthoringError(f"{path}: master notebook not found.")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        raise AuthoringError(f"{path}: not a readable notebook ({exc}). Open it in Jupyter and save it again.") from exc
+    return parse_master(nb, path)
