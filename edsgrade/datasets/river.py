@@ -278,8 +278,8 @@ def simulate(seed: int) -> RiverSimulation:
     miss_turb = miss_both.copy()
     i0 = rng.integers(0, N_STEPS)
     miss_turb[i0:i0 + int(rng.uniform(10.0, 25.0) * 96)] = True
-    for v in visit_hours:
-        i0 = int(np.ceil(v / dt))
+    for v in visit_hours:  # probe out of the water for cleaning, just after the visit's sample
+        i0 = int(np.ceil(v / dt)) + 1
         miss_turb[i0:i0 + rng.integers(1, 4)] = True
     miss_turb |= rng.random(N_STEPS) < 1e-3
     miss_level = miss_both | (rng.random(N_STEPS) < 1e-3)
