@@ -1,0 +1,176 @@
+"""``edsgrade``: the command line, a thin layer over the Python API (one sub-command per stage)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from .course import Course
+
+console = Console(highlight=False)
+
+
+def _course(args: argparse.Namespace) -> Course:
+    return Course(args.course_dir)
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    from .build import build
+
+    course = _course(args)
+    names = course.assignments() if args.all else [args.assignment]
+    if not names or names == [None]:
+        raise SystemExit("error: name an assignment, or use --all")
+    for name in names:
+        report = build(course, name, echo=console.print)
+        console.print(f"[green]built[/] {name} in {report.seconds:.1f} s: release {report.release}, "
+                      f"{report.questions} autograded questions ({report.auto_points:g} pt) + "
+                      f"{report.manual_points:g} pt by hand; Otter autograder {report.autograder_zip}")
+
+
+def cmd_release(args: argparse.Namespace) -> None:
+    from .exchange import release
+
+    path = release(_course(args), args.assignment)
+    console.print(f"[green]released[/] {args.assignment} to {path}")
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    from .exchange import fetch
+
+    path = fetch(_course(args), args.assignment, args.student, args.dest, replace=args.replace)
+    console.print(f"[green]fetched[/] {args.assignment} for {args.student} into {path}")
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    from .exchange import submit
+
+    stamp = submit(_course(args), args.assignment, args.student, args.src)
+    console.print(f"[green]submitted[/] {args.assignment} for {args.student} at {stamp}")
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    from .exchange import collect
+
+    students = collect(_course(args), args.assignment)
+    console.print(f"[green]collected[/] {len(students)} submissions of {args.assignment}: {', '.join(students)}")
+
+
+def _status(result) -> str:
+    parts = [result.status if result.status != "graded" else ""]
+    if result.message:
+        parts.append(result.message)
+    parts += result.notes
+    return "; ".join(p for p in parts if p)
+
+
+def cmd_grade(args: argparse.Namespace) -> None:
+    from .grading.autograde import grade_assignment
+    from .report import score_table
+
+    course = _course(args)
+    results = grade_assignment(course, args.assignment, args.student or None, cell_timeout=args.cell_timeout,
+                               timeout=args.timeout, progress=not args.quiet)
+    times = [r.seconds for r in results]
+    console.print(score_table(course, args.assignment, {r.student: _status(r) for r in results}))
+    if times:
+        console.print(f"graded {len(results)} submissions in {sum(times):.1f} s "
+                      f"(mean {sum(times) / len(times):.1f} s, max {max(times):.1f} s)")
+
+
+def cmd_feedback(args: argparse.Namespace) -> None:
+    from .feedback import write_feedback
+
+    paths = write_feedback(_course(args), args.assignment, args.student or None)
+    for p in paths:
+        console.print(f"feedback: {p}")
+
+
+def cmd_grades(args: argparse.Namespace) -> None:
+    from .report import score_table, write_csv
+
+    course = _course(args)
+    rows = write_csv(course, args.assignment, Path(args.csv))
+    console.print(score_table(course, args.assignment))
+    console.print(f"wrote {len(rows)} rows to {args.csv}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+    from .report import score_table
+
+    course = _course(args)
+    report = run_demo(course, args.assignment, cell_timeout=args.cell_timeout, echo=console.print,
+                      progress=not args.quiet)
+    console.print(score_table(course, report.assignment, {r.student: _status(r) for r in report.results}))
+    console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
+    for p in report.feedback[:3]:
+        console.print(f"  e.g. {p}")
+    console.print(f"demo finished in {report.seconds:.0f} s")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edsgrade", description="Autograded assignments for Earth data science.")
+    p.add_argument("--course-dir", default=None, help="course directory (default: the one containing the working directory)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's and the executor's logs")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str, assignment: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        if assignment:
+            sp.add_argument("assignment", help="assignment name (a folder of source/)")
+        sp.set_defaults(func=func)
+        return sp
+
+    b = command("build", cmd_build, "generate the student release, data, checks and Otter export", assignment=False)
+    b.add_argument("assignment", nargs="?", help="assignment name")
+    b.add_argument("--all", action="store_true", help="build every assignment of source/")
+    command("release", cmd_release, "release a built assignment to the exchange")
+    for name, func, verb in (("fetch", cmd_fetch, "fetch"), ("submit", cmd_submit, "submit")):
+        sp = command(name, func, f"(student side) {verb} an assignment through the local exchange")
+        sp.add_argument("--student", required=True, help="student id")
+        if name == "fetch":
+            sp.add_argument("--dest", type=Path, help="folder to fetch into (default: students/STUDENT)")
+            sp.add_argument("--replace", action="store_true", help="replace an earlier fetched copy")
+        else:
+            sp.add_argument("--src", type=Path, help="folder holding the assignment (default: students/STUDENT)")
+    command("collect", cmd_collect, "collect the latest submissions into submitted/")
+    g = command("grade", cmd_grade, "autograde collected submissions and record the scores")
+    g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--cell-timeout", type=int, help="seconds allowed per cell (default from nbgrader_config.py)")
+    g.add_argument("--timeout", type=int, help="seconds allowed per submission")
+    f = command("feedback", cmd_feedback, "write HTML feedback for graded submissions into feedback/")
+    f.add_argument("--student", action="append", help="only this student (repeatable)")
+    gr = command("grades", cmd_grades, "export the gradebook's scores as CSV")
+    gr.add_argument("--csv", required=True, help="output CSV path")
+    d = command("demo", cmd_demo, "run the whole pipeline on a lab with a simulated cohort", assignment=False)
+    d.add_argument("assignment", nargs="?", default="lab1-calibration", help="assignment (default lab1-calibration)")
+    d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .build import BuildError
+    from .course import CourseError
+    from .exchange import ExchangeError
+    from .master import AuthoringError
+
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        for noisy in ("traitlets", "nbgrader", "NbGraderAPI", "edsgrade.kernel"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        args.func(args)
+    except (BuildError, CourseError, ExchangeError, AuthoringError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

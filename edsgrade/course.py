@@ -1,0 +1,172 @@
+"""The course directory: where things live, and the configuration read from ``nbgrader_config.py``.
+
+Everything else asks a :class:`Course` for paths and settings instead of building them itself, and
+no code here changes the process's working directory or ``sys.path``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from traitlets import Float, Integer, Unicode
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import PyFileConfigLoader
+
+CONFIG_FILE = "nbgrader_config.py"
+log = logging.getLogger("edsgrade")
+
+
+class CourseError(RuntimeError):
+    """A problem with the course directory or an assignment in it; the message says what to do."""
+
+
+class Grader(Configurable):
+    """Grading settings (``c.Grader.*`` in ``nbgrader_config.py``; a master's metadata may override)."""
+
+    cell_timeout = Integer(120, help="Wall-clock limit for one cell, in seconds.").tag(config=True)
+    timeout = Integer(900, help="Wall-clock limit for a whole submission, in seconds.").tag(config=True)
+    startup_timeout = Integer(120, help="Time allowed for a kernel to start, in seconds.").tag(config=True)
+    kernel_name = Unicode("python3", help="Jupyter kernel that runs submissions.").tag(config=True)
+    output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
+
+
+def find_course_root(start: Path | str | None = None) -> Path:
+    """Return the course directory: ``start`` (or the working directory) or its nearest parent with
+    an ``nbgrader_config.py``."""
+    here = Path(start or os.getcwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise CourseError(f"no {CONFIG_FILE} in {here} or its parents: run edsgrade from the course "
+                      "repository, or pass --course-dir PATH.")
+
+
+def _tools_on_path() -> None:
+    """nbgrader runs ``alembic`` (installed beside this Python) as a command: make sure it is found
+    even when edsgrade is run as ``.venv/bin/edsgrade`` without an activated environment."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+class Course:
+    """A course directory in nbgrader's layout (source/, release/, submitted/, autograded/, feedback/).
+
+    Parameters
+    ----------
+    root:
+        The course directory, or any directory inside it; default: the working directory.
+    overrides:
+        Extra traitlets configuration applied on top of ``nbgrader_config.py`` (tests use it to
+        point the exchange or the gradebook elsewhere).
+
+    Example
+    -------
+    >>> course = Course("/path/to/course")            # doctest: +SKIP
+    >>> course.master_path("lab1-calibration")        # doctest: +SKIP
+    PosixPath('/path/to/course/source/lab1-calibration/lab1-calibration.ipynb')
+    """
+
+    def __init__(self, root: Path | str | None = None, overrides: Config | None = None) -> None:
+        self.root = find_course_root(root)
+        _tools_on_path()
+        loader = PyFileConfigLoader(CONFIG_FILE, path=str(self.root))
+        try:
+            config = loader.load_config()
+        except Exception as exc:
+            raise CourseError(f"{self.root / CONFIG_FILE} could not be read: {exc}") from exc
+        if overrides is not None:
+            config.merge(overrides)
+        config.CourseDirectory.root = str(self.root)
+        self.config: Config = config
+        self.grader = Grader(config=config)
+
+    # ---- nbgrader objects -------------------------------------------------------------------
+    @property
+    def course_id(self) -> str:
+        return str(self.config.CourseDirectory.get("course_id", "eds"))
+
+    @property
+    def db_url(self) -> str:
+        default = f"sqlite:///{self.root / 'gradebook.db'}"
+        return str(self.config.CourseDirectory.get("db_url", default))
+
+    @property
+    def exchange_root(self) -> Path:
+        return Path(self.config.Exchange.get("root", self.root / "exchange"))
+
+    def coursedir(self, assignment: str = "", student: str = "*"):
+        """An nbgrader ``CourseDirectory`` bound to this course (and optionally one assignment)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        cd = CourseDirectory(config=self.config)
+        cd.root = str(self.root)
+        if assignment:
+            cd.assignment_id = assignment
+        cd.student_id = student
+        return cd
+
+    @contextlib.contextmanager
+    def gradebook(self) -> Iterator["object"]:
+        """nbgrader's ``Gradebook`` for this course (a context manager that closes it)."""
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.db_url, course_id=self.course_id) as gb:
+            yield gb
+
+    # ---- paths -------------------------------------------------------------------------------
+    def source_dir(self, assignment: str) -> Path:
+        return self.root / "source" / assignment
+
+    def release_dir(self, assignment: str) -> Path:
+        return self.root / "release" / assignment
+
+    def submitted_dir(self, student: str, assignment: str) -> Path:
+        return self.root / "submitted" / student / assignment
+
+    def autograded_dir(self, student: str, assignment: str) -> Path:
+        return self.root / "autograded" / student / assignment
+
+    def feedback_dir(self, student: str, assignment: str) -> Path:
+        return self.root / "feedback" / student / assignment
+
+    def build_dir(self, assignment: str) -> Path:
+        """Instructor-only build products: full test files, reference values, the Otter zip."""
+        return self.root / "build" / assignment
+
+    def student_home(self, student: str) -> Path:
+        """Where ``edsgrade fetch/submit --student S`` keep a simulated student's files by default."""
+        return self.root / "students" / student
+
+    def assignments(self) -> list[str]:
+        """Assignment names: the folders of ``source/`` that hold a master notebook."""
+        src = self.root / "source"
+        if not src.is_dir():
+            return []
+        return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+    def master_path(self, assignment: str) -> Path:
+        """The master notebook of ``assignment``: ``source/A/A.ipynb`` (or the only notebook there)."""
+        folder = self.source_dir(assignment)
+        if not folder.is_dir():
+            known = ", ".join(self.assignments()) or "none"
+            raise CourseError(f"no assignment {assignment!r}: {folder} does not exist (assignments: {known}).")
+        preferred = folder / f"{assignment}.ipynb"
+        if preferred.is_file():
+            return preferred
+        notebooks = sorted(folder.glob("*.ipynb"))
+        if len(notebooks) == 1:
+            return notebooks[0]
+        raise CourseError(f"{folder}: expected one master notebook named {assignment}.ipynb, found "
+                          f"{[p.name for p in notebooks] or 'none'}.")
+
+    def submitted_students(self, assignment: str) -> list[str]:
+        """Students with a collected submission of ``assignment``."""
+        base = self.root / "submitted"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())

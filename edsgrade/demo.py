@@ -1,0 +1,56 @@
+"""``edsgrade demo``: the whole course pipeline on one lab, with a simulated cohort.
+
+build -> release -> each student fetches, answers (see :mod:`edsgrade.cohort`) and submits ->
+collect -> grade -> feedback -> score table. Running it again starts the cohort afresh.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import exchange
+from .build import build
+from .cohort import PROFILES, write_submission
+from .course import Course
+from .feedback import write_feedback
+from .grading.autograde import SubmissionResult, grade_assignment
+from .master import load_master
+
+DEFAULT_ASSIGNMENT = "lab1-calibration"
+COHORT: dict[str, str] = {
+    "ada": "full", "ben": "partial", "chloe": "blank", "dmitri": "raises", "eve": "never-finishes",
+    "farid": "edits-test-cell", "gaia": "deletes-test-cells", "hugo": "corrupt",
+}
+
+
+@dataclass
+class DemoReport:
+    assignment: str
+    results: list[SubmissionResult]
+    feedback: list[Path]
+    seconds: float
+
+
+def run_demo(course: Course, assignment: str = DEFAULT_ASSIGNMENT, cohort: dict[str, str] | None = None,
+             *, cell_timeout: int = 20, echo: Callable[[str], Any] = print, progress: bool = True) -> DemoReport:
+    """Run the pipeline for ``cohort`` (student -> profile) and return what it produced."""
+    start = time.monotonic()
+    cohort = cohort or COHORT
+    report = build(course, assignment, echo=echo)
+    echo(f"built {assignment}: {report.questions} autograded questions ({report.auto_points:g} points), "
+         f"{report.manual_points:g} points graded by hand, Otter export {report.autograder_zip}")
+    exchange.release(course, assignment)
+    echo(f"released {assignment} to the exchange {course.exchange_root}")
+    master = load_master(course.master_path(assignment))
+    for student, profile in cohort.items():
+        folder = exchange.fetch(course, assignment, student, replace=True)
+        write_submission(profile, folder / master.path.name, master, folder / master.path.name)
+        exchange.submit(course, assignment, student)
+        echo(f"  {student:8s} fetched, answered ({PROFILES[profile][0]}) and submitted")
+    collected = exchange.collect(course, assignment)
+    echo(f"collected {len(collected)} submissions into {course.root / 'submitted'}")
+    results = grade_assignment(course, assignment, list(cohort), cell_timeout=cell_timeout, progress=progress)
+    paths = write_feedback(course, assignment, list(cohort))
+    return DemoReport(assignment, results, paths, time.monotonic() - start)

@@ -1,0 +1,102 @@
+"""The local exchange: nbgrader's filesystem exchange, instructor and student sides.
+
+``release`` and ``collect`` are the instructor's; ``fetch`` and ``submit`` are a student's (here
+with an explicit student id, for the demo, the tests, or a student working on the same machine).
+The exchange root comes from ``nbgrader_config.py`` (``c.Exchange.root``).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from nbgrader.auth import Authenticator
+
+from .course import Course, CourseError
+
+log = logging.getLogger("edsgrade")
+
+
+class ExchangeError(RuntimeError):
+    """An exchange step failed; the message says why and what to do."""
+
+
+def _run(step: object, what: str) -> None:
+    from nbgrader.exchange import ExchangeError as NbExchangeError
+
+    try:
+        step.start()
+    except NbExchangeError as exc:
+        raise ExchangeError(f"{what} failed: {exc}") from exc
+
+
+def _student_id(student: str) -> str:
+    if not student or any(ch in student for ch in "*+/ \\") or student.startswith("."):
+        raise ExchangeError(f"invalid student id {student!r}: use letters, digits, '-', '_' or '.'")
+    return student
+
+
+def release(course: Course, assignment: str, *, force: bool = True) -> Path:
+    """Copy ``release/A`` to the exchange's outbound folder so students can fetch it."""
+    from nbgrader.exchange.default import ExchangeReleaseAssignment
+
+    if not course.release_dir(assignment).is_dir():
+        raise CourseError(f"{course.release_dir(assignment)} does not exist: run `edsgrade build {assignment}` first.")
+    root = course.exchange_root
+    if not root.exists():  # as nbgrader's docs ask: everyone may write, nobody may delete others' files
+        root.mkdir(parents=True)
+        root.chmod(0o1777)
+    step = ExchangeReleaseAssignment(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=course.config),
+                                     config=course.config)
+    step.force = force
+    _run(step, f"releasing {assignment}")
+    return course.exchange_root / course.course_id / "outbound" / assignment
+
+
+def fetch(course: Course, assignment: str, student: str, dest: Path | None = None, *, replace: bool = False) -> Path:
+    """Copy a released assignment into a student's folder (default ``students/S``); return its path."""
+    from nbgrader.exchange.default import ExchangeFetchAssignment
+
+    home = Path(dest) if dest else course.student_home(_student_id(student))
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / assignment
+    if target.exists():
+        if not replace:
+            raise ExchangeError(f"{target} already exists: the assignment was fetched already "
+                                "(use --replace to start again from the release; your changes would be lost).")
+        shutil.rmtree(target)
+    step = ExchangeFetchAssignment(coursedir=course.coursedir(assignment, _student_id(student)),
+                                   authenticator=Authenticator(config=course.config), config=course.config)
+    step.assignment_dir = str(home)
+    _run(step, f"fetching {assignment} for {student}")
+    return target
+
+
+def submit(course: Course, assignment: str, student: str, src: Path | None = None) -> str:
+    """Submit a student's folder ``src/A`` (default ``students/S/A``); return the submission timestamp."""
+    from nbgrader.exchange.default import ExchangeSubmit
+
+    home = Path(src) if src else course.student_home(_student_id(student))
+    if not (home / assignment).is_dir():
+        raise ExchangeError(f"{home / assignment} does not exist: fetch the assignment first "
+                            f"(edsgrade fetch {assignment} --student {student}).")
+    step = ExchangeSubmit(coursedir=course.coursedir(assignment, _student_id(student)),
+                          authenticator=Authenticator(config=course.config), config=course.config)
+    step.assignment_dir = str(home)
+    _run(step, f"submitting {assignment} for {student}")
+    return step.timestamp
+
+
+def collect(course: Course, assignment: str) -> list[str]:
+    """Copy the latest submission of every student into ``submitted/S/A``; return the students.
+
+    A newer submission replaces an older collected one; the timestamp is kept in
+    ``submitted/S/A/timestamp.txt``.
+    """
+    from nbgrader.exchange.default import ExchangeCollect
+
+    step = ExchangeCollect(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=course.config),
+                           config=course.config)
+    step.update = True
+    _run(step, f"collecting {assignment}")
+    return course.submitted_students(assignment)

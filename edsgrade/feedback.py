@@ -1,0 +1,76 @@
+"""Feedback for students: one HTML page per student and assignment in ``feedback/S/A/``.
+
+Each autograded question shows points earned / possible and its cases; public cases show their
+failure messages, hidden cases show their name and points only (never their code or message).
+Questions graded by hand show the grader's points and comment once entered in the gradebook.
+The page is named after the notebook (``feedback/S/A/A.html``) as nbgrader's
+``release_feedback`` expects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from nbgrader.api import MissingEntry
+
+from .course import Course, CourseError
+from .grading.autograde import SubmissionResult, read_result
+from .master import Master, load_master
+
+_ENV = Environment(loader=PackageLoader("edsgrade", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+@dataclass
+class ManualGrade:
+    grade_id: str
+    max_points: float
+    score: float | None
+    comment: str
+
+
+def manual_grades(course: Course, master: Master, student: str) -> list[ManualGrade]:
+    """Points and comments entered by hand (formgrader or the gradebook API) for ``student``."""
+    out: list[ManualGrade] = []
+    with course.gradebook() as gb:
+        for m in master.manual:
+            try:
+                grade = gb.find_grade(m.grade_id, master.name, master.assignment, student)
+                score = grade.manual_score
+            except MissingEntry:
+                score = None
+            try:
+                comment = gb.find_comment(m.grade_id, master.name, master.assignment, student).manual_comment or ""
+            except MissingEntry:
+                comment = ""
+            out.append(ManualGrade(m.grade_id, m.points, score, comment))
+    return out
+
+
+def render(result: SubmissionResult, manual: list[ManualGrade]) -> str:
+    """The feedback page of one graded submission."""
+    graded = [m for m in manual if m.score is not None]
+    summary = (f"{sum(m.score or 0 for m in graded):g} / {sum(m.max_points for m in manual):g} points"
+               if len(graded) == len(manual) else f"{len(graded)} of {len(manual)} graded so far")
+    return _ENV.get_template("feedback.html.j2").render(
+        assignment=result.assignment, student=result.student, timestamp=result.timestamp,
+        score=result.score, max_score=result.max_score, message=result.message, notes=result.notes,
+        questions=result.questions, manual=manual, manual_summary=summary)
+
+
+def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:
+    """Write the feedback of every graded submission of ``assignment`` (or of ``students``)."""
+    master = load_master(course.master_path(assignment))
+    written: list[Path] = []
+    for student in students or course.submitted_students(assignment):
+        result = read_result(course, student, assignment)
+        if result is None:
+            if students:
+                raise CourseError(f"{student}'s submission of {assignment} is not graded: run `edsgrade grade {assignment}`.")
+            continue
+        folder = course.feedback_dir(student, assignment)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{master.name}.html"
+        path.write_text(render(result, manual_grades(course, master, student)), encoding="utf-8")
+        written.append(path)
+    return written

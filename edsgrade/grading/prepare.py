@@ -1,0 +1,87 @@
+"""Turn a student's notebook into the notebook the grader executes.
+
+Test cells are never trusted: whatever a student left in them (edited, emptied, deleted, copied)
+is replaced by the grader's capture point, and a deleted test cell is put back where the master
+had it. Every such repair is reported as a note, shown to the instructor and in the feedback.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import nbformat
+
+from ..master import Master
+
+GRADED_SOURCE = 'grader.check("{grade_id}")'
+
+
+def release_test_source(grade_id: str) -> str:
+    """What a test cell holds in the student release."""
+    return GRADED_SOURCE.format(grade_id=grade_id)
+
+
+@dataclass
+class Prepared:
+    """A notebook ready for execution, and where to capture each question's values."""
+
+    notebook: nbformat.NotebookNode
+    captures: dict[int, tuple[str, list[str]]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _grade_id(cell: nbformat.NotebookNode) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: bool = False) -> Prepared:
+    """Return the notebook to execute for ``submission`` of ``master``'s assignment.
+
+    Each question's test cell becomes an empty cell after which the question's variables (and
+    those read through ``ref``) are captured. With ``is_master`` the notebook is the reference
+    solution itself; authoring imports are then dropped since test cells do not run.
+    """
+    nb = copy.deepcopy(submission)
+    wanted = {q.grade_id: q for q in master.questions}
+    notes: list[str] = []
+    cells: list[nbformat.NotebookNode] = []
+    placed: set[str] = set()
+    for cell in nb.cells:
+        gid = _grade_id(cell)
+        if gid in wanted and cell.cell_type == "code":
+            if gid in placed:
+                notes.append(f"a copy of test cell {gid} was found and ignored")
+                cell.metadata.pop("nbgrader", None)
+                cells.append(cell)
+                continue
+            placed.add(gid)
+            if not is_master and cell.source.strip() != release_test_source(gid):
+                notes.append(f"test cell {gid} had been edited; the original tests were used")
+            cell.source = release_test_source(gid)
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    # Put back deleted test cells after the nearest cell that precedes them in the master.
+    master_order = [_grade_id(c) for c in master.notebook.cells]
+    for q in master.questions:
+        if q.grade_id in placed:
+            continue
+        notes.append(f"test cell {q.grade_id} had been deleted; it was restored")
+        restored = copy.deepcopy(master.notebook.cells[q.cell_index])
+        restored.source, restored.outputs, restored.execution_count = release_test_source(q.grade_id), [], None
+        position = len(cells)
+        earlier = [g for g in master_order[: q.cell_index] if g]
+        for prior in reversed(earlier):
+            hits = [i for i, c in enumerate(cells) if _grade_id(c) == prior]
+            if hits:
+                position = hits[0] + 1
+                break
+        cells.insert(position, restored)
+        placed.add(q.grade_id)
+    nb.cells = cells
+    captures: dict[int, tuple[str, list[str]]] = {}
+    for index, cell in enumerate(nb.cells):
+        gid = _grade_id(cell)
+        if gid in wanted and cell.cell_type == "code":
+            q = wanted[gid]
+            captures[index] = (gid, sorted(set(q.names) | (set(q.ref_names) if is_master else set())))
+    return Prepared(nb, captures, notes)

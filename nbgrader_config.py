@@ -1,0 +1,27 @@
+"""nbgrader (and edsgrade) configuration of the course "Earth data science" (course id ``eds``).
+
+Every ``edsgrade`` command and every ``nbgrader`` command run from this directory read this file.
+Environment variables override the defaults so that tests and a JupyterHub deployment can move
+the exchange and the gradebook without editing it.
+"""
+import os
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+c = get_config()  # noqa: F821 - provided by traitlets when the file is loaded
+
+c.CourseDirectory.course_id = "eds"
+c.CourseDirectory.root = str(HERE)
+# Gradebook: SQLite by default; any SQLAlchemy URL works (e.g. postgresql://...).
+c.CourseDirectory.db_url = os.environ.get("EDSGRADE_DB_URL", f"sqlite:///{HERE / 'gradebook.db'}")
+# Local filesystem exchange (nbgrader's); /srv/nbgrader/exchange on a JupyterHub.
+c.Exchange.root = os.environ.get("EDSGRADE_EXCHANGE", str(HERE / "exchange"))
+c.Exchange.path_includes_course = False  # students/S/A, not students/S/eds/A
+
+# Student release: keep the data and the public checks, never the instructor's files.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".OTTER_LOG"]
+
+# Grading (edsgrade): per-cell and per-submission wall-clock limits, in seconds. A master
+# notebook can override them in its metadata ("edsgrade": {"cell_timeout": ..., "timeout": ...}).
+c.Grader.cell_timeout = 120
+c.Grader.timeout = 900
