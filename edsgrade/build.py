@@ -152,8 +152,10 @@ def reference_values(course: Course, master: Master, workdir: Path) -> dict[str,
         problems += [f"{qr.grade_id}: case {c.name} fails on the reference solution: {c.message}"
                      for c in qr.cases if not c.passed]
     if problems:
+        hint = ("\nA test cell runs on its own, like an Otter test file: it must import what it uses "
+                "(e.g. `import numpy as np`)." if any("NameError" in p for p in problems) else "")
         raise BuildError(f"{master.path}: " + "\n  ".join(["the reference solution does not pass its own tests:",
-                                                         *problems]))
+                                                         *problems]) + hint)
     return captured
 
 
@@ -242,6 +244,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
     echo(f"[{assignment}] nbgrader generate_assignment -> {release}")
     from nbgrader.apps import NbGraderAPI
 
+    course.ensure_exchange()  # nbgrader's API checks the exchange when it starts
     config = Config(course.config)
     config.merge(_generate_assignment_config())
     api = NbGraderAPI(coursedir=course.coursedir(), config=config)

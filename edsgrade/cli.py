@@ -161,9 +161,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        for noisy in ("traitlets", "nbgrader", "NbGraderAPI", "edsgrade.kernel"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not args.verbose:  # nbgrader, nbclient and jupyter_client log a lot at INFO/WARNING: keep errors only
+        def quiet(record: logging.LogRecord) -> bool:
+            ours = record.name == "edsgrade"
+            return record.levelno >= (logging.WARNING if ours else logging.ERROR) and record.name != "edsgrade.kernel"
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet)
     try:
         args.func(args)
     except (BuildError, CourseError, ExchangeError, AuthoringError) as exc:

@@ -99,6 +99,14 @@ class Course:
     def exchange_root(self) -> Path:
         return Path(self.config.Exchange.get("root", self.root / "exchange"))
 
+    def ensure_exchange(self) -> Path:
+        """Create the exchange root if needed, writable by all with the sticky bit (as nbgrader asks)."""
+        root = self.exchange_root
+        if not root.exists():
+            root.mkdir(parents=True)
+            root.chmod(0o1777)
+        return root
+
     def coursedir(self, assignment: str = "", student: str = "*"):
         """An nbgrader ``CourseDirectory`` bound to this course (and optionally one assignment)."""
         from nbgrader.coursedir import CourseDirectory

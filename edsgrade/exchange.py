@@ -42,10 +42,7 @@ def release(course: Course, assignment: str, *, force: bool = True) -> Path:
 
     if not course.release_dir(assignment).is_dir():
         raise CourseError(f"{course.release_dir(assignment)} does not exist: run `edsgrade build {assignment}` first.")
-    root = course.exchange_root
-    if not root.exists():  # as nbgrader's docs ask: everyone may write, nobody may delete others' files
-        root.mkdir(parents=True)
-        root.chmod(0o1777)
+    course.ensure_exchange()
     step = ExchangeReleaseAssignment(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=course.config),
                                      config=course.config)
     step.force = force

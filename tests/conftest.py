@@ -1,0 +1,79 @@
+"""Shared fixtures: throw-away course directories (never the repository's own)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def new_course(root: Path, assignments: tuple[str, ...] = ()) -> Path:
+    """A course directory in ``root`` with the repository's config and the masters of ``assignments``."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    for name in assignments:
+        src = REPO / "source" / name
+        dest = root / "source" / name
+        dest.mkdir(parents=True)
+        for item in src.iterdir():
+            if item.is_file():
+                shutil.copy(item, dest / item.name)
+    return root
+
+
+def cli(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``edsgrade --course-dir root ARGS`` as a user would, and return the finished process."""
+    return subprocess.run([sys.executable, "-m", "edsgrade", "--course-dir", str(root), "-q", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def grade_meta(grade_id: str, *, grade: bool, solution: bool, points: float | None = None) -> dict:
+    meta = {"grade": grade, "solution": solution, "locked": not solution, "grade_id": grade_id, "schema_version": 3}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def toy_master() -> nbformat.NotebookNode:
+    """A small master notebook: two autograded questions (public + hidden cases) and one manual answer."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+    def cell(source, meta=None, kind="code"):
+        c = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        if meta:
+            c.metadata.update(meta)
+        return c
+
+    nb.cells = [
+        cell("import numpy as np\nfrom edsgrade.authoring import test_case"),
+        cell("Compute the mean of `values` into `mean_value` and the squares into `squares`.", kind="markdown"),
+        cell("values = [1.0, 2.0, 4.0, 9.0]\n### BEGIN SOLUTION\nmean_value = float(np.mean(values))\n"
+             "secret_helper_line = 42\n### END SOLUTION", grade_meta("a1", grade=False, solution=True)),
+        cell("import numpy as np\n\n@test_case(points=1)\ndef mean_is_a_number(mean_value):\n    assert np.ndim(mean_value) == 0, 'one number'\n"
+             "### BEGIN HIDDEN TESTS\n@test_case(points=2, hidden=True)\ndef mean_matches_reference(mean_value, ref):\n"
+             "    assert np.isclose(mean_value, ref.mean_value), 'hidden mean check failed'\n### END HIDDEN TESTS",
+             grade_meta("q1", grade=True, solution=False, points=3)),
+        cell("### BEGIN SOLUTION\nsquares = np.asarray(values) ** 2\n### END SOLUTION",
+             grade_meta("a2", grade=False, solution=True)),
+        cell("import numpy as np\n\n@test_case(points=1)\ndef squares_has_four_items(squares):\n    assert len(squares) == 4, 'four squares expected'\n"
+             "### BEGIN HIDDEN TESTS\n@test_case(points=1, hidden=True)\ndef squares_match(squares, ref):\n"
+             "    assert np.allclose(squares, ref.squares)\n### END HIDDEN TESTS",
+             grade_meta("q2", grade=True, solution=False, points=2)),
+        cell("The mean is pulled up by the largest value.", grade_meta("why", grade=True, solution=True, points=1),
+             kind="markdown"),
+    ]
+    return nb
+
+
+@pytest.fixture
+def toy_course(tmp_path: Path) -> Path:
+    root = new_course(tmp_path / "course")
+    (root / "source" / "toy").mkdir(parents=True)
+    nbformat.write(toy_master(), root / "source" / "toy" / "toy.ipynb")
+    return root

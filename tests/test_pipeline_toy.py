@@ -1,0 +1,126 @@
+"""Every command of the CLI on a small assignment, as an instructor and students would use them."""
+import csv
+import json
+import subprocess
+import sys
+
+import nbformat
+
+from conftest import cli
+from edsgrade.cohort import answer
+from edsgrade.course import Course
+from edsgrade.master import load_master
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_full_cycle_with_the_cli(toy_course):
+    root = toy_course
+    out = ok(cli(root, "build", "toy"))
+    assert "2 autograded questions (5 pt)" in out
+    release = root / "release" / "toy"
+    assert (release / "tests" / "q1.py").is_file() and (root / "build" / "toy" / "autograder.zip").is_file()
+    public = (release / "tests" / "q1.py").read_text()
+    assert "mean_is_a_number" in public and "mean_matches_reference" not in public
+    nb = nbformat.read(release / "toy.ipynb", as_version=4)
+    assert 'grader.check("q1")' in [c.source for c in nb.cells]
+    assert "edsgrade.authoring" not in json.dumps(nb)
+
+    ok(cli(root, "release", "toy"))
+    master = load_master(root / "source" / "toy" / "toy.ipynb")
+    for student, questions in (("alice", None), ("bob", []), ("carol", ["q2"])):
+        assert "fetched" in ok(cli(root, "fetch", "toy", "--student", student))
+        path = root / "students" / student / "toy" / "toy.ipynb"
+        nbformat.write(answer(nbformat.read(path, as_version=4), master, questions), path)
+        assert "submitted" in ok(cli(root, "submit", "toy", "--student", student))
+    assert "3 submissions" in ok(cli(root, "collect", "toy"))
+    assert (root / "submitted" / "alice" / "toy" / "timestamp.txt").read_text().strip()
+
+    ok(cli(root, "grade", "toy"))
+    ok(cli(root, "feedback", "toy"))
+    ok(cli(root, "grades", "toy", "--csv", str(root / "grades.csv")))
+    rows = {r["student"]: r for r in csv.DictReader(open(root / "grades.csv"))}
+    assert (rows["alice"]["q1"], rows["alice"]["q2"], rows["alice"]["total"]) == ("3", "2", "5")
+    assert rows["bob"]["total"] == "0"
+    assert (rows["carol"]["q1"], rows["carol"]["q2"]) == ("0", "2")
+    assert list(rows["alice"]) == ["student", "q1", "q2", "why", "total", "max_score"]
+
+    html = (root / "feedback" / "carol" / "toy" / "toy.html").read_text()
+    assert "q2 — 2 / 2 points" in html and "mean_matches_reference" in html
+    assert "hidden mean check failed" not in html and "ref.mean_value" not in html
+    autograded = nbformat.read(root / "autograded" / "alice" / "toy" / "toy.ipynb", as_version=4)
+    assert any("q1: 3 / 3 points" in o.get("text", "") for c in autograded.cells for o in c.get("outputs", []))
+
+
+def test_a_resubmission_replaces_the_collected_one(toy_course):
+    root = toy_course
+    ok(cli(root, "build", "toy"))
+    ok(cli(root, "release", "toy"))
+    ok(cli(root, "fetch", "toy", "--student", "dan"))
+    ok(cli(root, "submit", "toy", "--student", "dan"))
+    ok(cli(root, "collect", "toy"))
+    first = (root / "submitted" / "dan" / "toy" / "timestamp.txt").read_text()
+    master = load_master(root / "source" / "toy" / "toy.ipynb")
+    path = root / "students" / "dan" / "toy" / "toy.ipynb"
+    nbformat.write(answer(nbformat.read(path, as_version=4), master), path)
+    ok(cli(root, "submit", "toy", "--student", "dan"))
+    ok(cli(root, "collect", "toy"))
+    assert (root / "submitted" / "dan" / "toy" / "timestamp.txt").read_text() > first
+    ok(cli(root, "grade", "toy", "--student", "dan"))
+    ok(cli(root, "grade", "toy", "--student", "dan"))  # grading again keeps one result per student
+    with Course(root).gradebook() as gb:
+        subs = gb.assignment_submissions("toy")
+        assert [(s.student.id, s.score) for s in subs] == [("dan", 5.0)]
+
+
+def test_errors_name_the_problem_and_what_to_do(toy_course, tmp_path):
+    root = toy_course
+    proc = cli(root, "build", "nope")
+    assert proc.returncode == 1 and "no assignment 'nope'" in proc.stderr and "toy" in proc.stderr
+    proc = cli(root, "release", "toy")
+    assert proc.returncode == 1 and "edsgrade build toy" in proc.stderr
+    ok(cli(root, "build", "toy"))
+    proc = cli(root, "submit", "toy", "--student", "eve")
+    assert proc.returncode == 1 and "fetch the assignment first" in proc.stderr
+    proc = cli(root, "grade", "toy", "--student", "eve")
+    assert proc.returncode == 1 and "edsgrade collect toy" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "edsgrade", "build", "toy"], cwd=tmp_path.parent.parent,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "--course-dir" in proc.stderr
+
+
+def test_build_refuses_a_release_that_leaks_a_secret(toy_course):
+    root = toy_course
+    # an instructor's note left beside the master, holding a line of the solution
+    (root / "source" / "toy" / "notes.txt").write_text("remember: secret_helper_line = 42\nsecret_helper_line = 42\n")
+    proc = cli(root, "build", "toy")
+    assert proc.returncode == 1
+    assert "refusing to release toy" in proc.stderr and "notes.txt" in proc.stderr
+    assert not (root / "release" / "toy").exists()
+
+
+def test_build_refuses_a_master_whose_solution_fails_its_tests(toy_course):
+    path = toy_course / "source" / "toy" / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].source = nb.cells[2].source.replace("float(np.mean(values))", "[1, 2]")
+    nbformat.write(nb, path)
+    proc = cli(toy_course, "build", "toy")
+    assert proc.returncode == 1 and "mean_is_a_number fails on the reference solution" in proc.stderr
+
+
+def test_grading_refuses_a_master_changed_since_its_build(toy_course):
+    root = toy_course
+    ok(cli(root, "build", "toy"))
+    ok(cli(root, "release", "toy"))
+    ok(cli(root, "fetch", "toy", "--student", "fay"))
+    ok(cli(root, "submit", "toy", "--student", "fay"))
+    ok(cli(root, "collect", "toy"))
+    path = root / "source" / "toy" / "toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].source += " (edited)"
+    nbformat.write(nb, path)
+    proc = cli(root, "grade", "toy")
+    assert proc.returncode == 1 and "changed since it was built" in proc.stderr
