@@ -97,6 +97,7 @@ class BuildReport:
     auto_points: float
     manual_points: float
     seconds: float
+    master_seconds: float  # time the master notebook took to run top to bottom
 
 
 def master_digest(master: Master) -> str:
@@ -131,8 +132,8 @@ def executor_for(course: Course, master: Master, **overrides: Any) -> NotebookEx
     return NotebookExecutor(**settings)
 
 
-def reference_values(course: Course, master: Master, workdir: Path) -> dict[str, dict[str, Any]]:
-    """Run the master in ``workdir`` and return, per question, the encoded reference values.
+def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dict[str, dict[str, Any]], float]:
+    """Run the master in ``workdir``; return, per question, the encoded reference values, and the run time.
 
     Raises :class:`BuildError` if a cell of the master fails or a case fails on the solution.
     """
@@ -156,7 +157,7 @@ def reference_values(course: Course, master: Master, workdir: Path) -> dict[str,
                 "(e.g. `import numpy as np`)." if any("NameError" in p for p in problems) else "")
         raise BuildError(f"{master.path}: " + "\n  ".join(["the reference solution does not pass its own tests:",
                                                          *problems]) + hint)
-    return captured
+    return captured, execution.seconds
 
 
 def test_file_source(master: Master, grade_id: str, public: bool, ref: dict[str, Any] | None = None) -> str:
@@ -173,6 +174,11 @@ def test_file_source(master: Master, grade_id: str, public: bool, ref: dict[str,
             "OK_FORMAT = False\n\nfrom otter.test_files import test_case\n\n"
             f"name = {grade_id!r}\n\n")
     text = head + body.strip() + "\n"
+    text += ("\n\ndef _edsgrade_name_cases(namespace):\n"
+             "    # show each case under its function's name, as edsgrade's feedback does\n"
+             "    for case in [v for v in namespace.values() if isinstance(v, test_case)]:\n"
+             "        case.name = case.name or case.test_func.__name__\n\n\n"
+             "_edsgrade_name_cases(globals())\n")
     if ref is not None and any("ref" in c.params for c in q.cases):
         from .grading.executor import CODEC_SOURCE
 
@@ -237,7 +243,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
     with tempfile.TemporaryDirectory(prefix=f"edsgrade-build-{assignment}-") as tmp:
         work = Path(tmp) / assignment
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        refs = reference_values(course, master, work)
+        refs, master_seconds = reference_values(course, master, work)
     (out / REF_FILE).write_text(json.dumps({"assignment": assignment, "master": master_digest(master),
                                             "seed": master.settings.get("seed", 0), "values": refs}))
 
@@ -270,7 +276,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
                          f"release (removed):\n  {listing}\nMove these lines into a visible cell of the master "
                          "if students may see them, or reword the released cells.")
     return BuildReport(assignment, release, zip_path, len(master.questions), master.max_auto,
-                       sum(m.points for m in master.manual), time.monotonic() - start)
+                       sum(m.points for m in master.manual), time.monotonic() - start, master_seconds)
 
 
 def load_reference(course: Course, master: Master) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise SystemExit("error: name an assignment, or use --all")
     for name in names:
         report = build(course, name, echo=console.print)
-        console.print(f"[green]built[/] {name} in {report.seconds:.1f} s: release {report.release}, "
+        console.print(f"[green]built[/] {name} in {report.seconds:.1f} s (master ran in {report.master_seconds:.1f} s): "
+                      f"release {report.release}, "
                       f"{report.questions} autograded questions ({report.auto_points:g} pt) + "
                       f"{report.manual_points:g} pt by hand; Otter autograder {report.autograder_zip}")
 

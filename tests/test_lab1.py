@@ -1,0 +1,226 @@
+"""lab1-calibration through the whole pipeline, with a cohort of typical submissions.
+
+One module-scoped course: build, release, every student fetches, answers and submits through the
+local exchange, collect, grade, feedback. The tests then check what each party relies on.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import new_course
+from edsgrade import exchange
+from edsgrade.build import build
+from edsgrade.cohort import answer, answer_cells, solution_text, write_submission
+from edsgrade.course import Course
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import grade_assignment
+from edsgrade.leakcheck import find_leaks
+from edsgrade.master import load_master
+from edsgrade.report import write_csv
+
+A = "lab1-calibration"
+COHORT = {"full": "full", "partial": "partial", "blank": "blank", "raises": "raises", "loops": "never-finishes",
+          "edits": "edits-test-cell", "deletes": "deletes-test-cells", "corrupt": "corrupt"}
+
+# Alternative correct answers (numpy polyfit instead of scikit-learn and the reverse, numpy floats
+# instead of Python floats) must get full marks.
+ALTERNATIVE = {
+    "a4": 'lin_slope, lin_intercept = np.polyfit(calib["turbidity"], calib["ssc"], 1)\n'
+          'fitted = lin_slope * calib["turbidity"] + lin_intercept\n'
+          'lin_r2 = 1 - np.sum((calib["ssc"] - fitted) ** 2) / np.sum((calib["ssc"] - calib["ssc"].mean()) ** 2)',
+    "a6": "from sklearn.linear_model import LinearRegression\n"
+          'X_log = np.log(calib[["turbidity"]].to_numpy())\n'
+          'y_log = np.log(calib["ssc"].to_numpy())\n'
+          "fit = LinearRegression().fit(X_log, y_log)\n"
+          "loglog_b = fit.coef_[0]\n"
+          "loglog_a = np.exp(fit.intercept_)\n"
+          "loglog_r2 = fit.score(X_log, y_log)\n"
+          "loglog_smearing = np.exp(y_log - fit.predict(X_log)).mean()",
+}
+# Typical wrong answers: axes swapped in the linear fit; the test set leaking into training.
+WRONG = {
+    "a4": 'lin_slope, lin_intercept = np.polyfit(calib["ssc"], calib["turbidity"], 1)\n'
+          'fitted = lin_slope * calib["ssc"] + lin_intercept\n'
+          'lin_r2 = 1 - np.sum((calib["turbidity"] - fitted) ** 2) / np.sum((calib["turbidity"] - calib["turbidity"].mean()) ** 2)',
+}
+
+
+def with_answers(nb: nbformat.NotebookNode, code: dict[str, str]) -> nbformat.NotebookNode:
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in code:
+            cell.source = code[gid]
+    return nb
+
+
+def leaky_a9(master) -> str:
+    cell = next(c for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "a9")
+    text = solution_text(cell)
+    leaked = text.replace('LinearRegression().fit(train[["turbidity"]], train["ssc"])',
+                          'LinearRegression().fit(calib[["turbidity"]], calib["ssc"])')
+    assert leaked != text, "the master's answer a9 changed: update this test's leak"
+    return leaked
+
+
+@pytest.fixture(scope="module")
+def lab1(tmp_path_factory) -> SimpleNamespace:
+    root = new_course(tmp_path_factory.mktemp("lab1"), (A,))
+    course = Course(root)
+    report = build(course, A)
+    exchange.release(course, A)
+    master = load_master(course.master_path(A))
+    release_nb = course.release_dir(A) / f"{A}.ipynb"
+    for student, profile in COHORT.items():
+        folder = exchange.fetch(course, A, student)
+        write_submission(profile, release_nb, master, folder / f"{A}.ipynb")
+        exchange.submit(course, A, student)
+    extra = {"alternative": ALTERNATIVE, "wrong": {**WRONG, "a9": leaky_a9(master)}}
+    for student, code in extra.items():
+        folder = exchange.fetch(course, A, student)
+        nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), code)
+        nbformat.write(nb, folder / f"{A}.ipynb")
+        exchange.submit(course, A, student)
+    exchange.collect(course, A)
+    results = {r.student: r for r in grade_assignment(course, A, cell_timeout=15, progress=False)}
+    write_feedback(course, A)
+    return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
+
+
+def scores(result) -> dict[str, float]:
+    return {q.grade_id: q.points for q in result.questions}
+
+
+def test_the_master_runs_top_to_bottom_within_a_minute(lab1):
+    assert lab1.report.master_seconds < 60
+    assert lab1.report.questions >= 8
+
+
+def test_solution_gets_every_point_and_blank_release_none(lab1):
+    assert lab1.results["full"].score == lab1.master.max_auto == 23
+    assert lab1.results["blank"].score == 0
+
+
+def test_partial_answer_gets_exactly_the_points_of_its_questions(lab1):
+    answered = [q.grade_id for q in lab1.master.questions[: len(lab1.master.questions) // 2]]
+    got = scores(lab1.results["partial"])
+    for q in lab1.master.questions:
+        assert got[q.grade_id] == (q.points if q.grade_id in answered else 0), q.grade_id
+
+
+def test_alternative_correct_approaches_get_full_marks(lab1):
+    assert lab1.results["alternative"].score == lab1.master.max_auto
+
+
+def test_typical_mistakes_lose_the_right_points(lab1):
+    got = scores(lab1.results["wrong"])
+    assert got["q4"] == 0.5  # public sanity check passes, least-squares and reference checks fail
+    assert got["q9"] == 1  # a test-set leak: the public shape check passes, the hidden scores differ
+    assert got["q10"] == 2  # the flood load by the (wrong) linear calibration of q4 differs; the rest is right
+    others = [q for q in lab1.master.questions if q.grade_id not in ("q4", "q9", "q10")]
+    assert all(got[q.grade_id] == q.points for q in others)
+
+
+def test_broken_submissions_end_with_a_clear_recorded_result(lab1):
+    r = lab1.results
+    assert r["corrupt"].status == "invalid" and "not a valid notebook" in r["corrupt"].message
+    assert "raised ValueError: I do not know how to do this yet" in r["raises"].message
+    assert "did not finish within the time limit" in r["loops"].message
+    assert r["deletes"].score == lab1.master.max_auto
+    assert any("had been deleted; it was restored" in n for n in r["deletes"].notes)
+    assert any("had been edited" in n for n in r["edits"].notes)
+    assert r["edits"].score == r["partial"].score  # faking a test cell gains nothing
+    middle = lab1.master.questions[len(lab1.master.questions) // 2].grade_id
+    for student in ("raises", "loops"):
+        assert scores(r[student])[middle] == 0
+        assert 0 < r[student].score < lab1.master.max_auto
+    for student in r:
+        assert (lab1.root / "autograded" / student / A / "result.json").is_file()
+
+
+def test_gradebook_csv_and_nbgrader_export_agree(lab1, tmp_path):
+    rows = write_csv(lab1.course, A, tmp_path / "grades.csv")
+    by_student = {row.student: row for row in rows}
+    assert set(by_student) == set(lab1.results)
+    for student, result in lab1.results.items():
+        assert by_student[student].total == result.score
+        for q in result.questions:
+            assert by_student[student].scores[q.grade_id] == q.points
+    with open(tmp_path / "grades.csv") as f:
+        table = {row["student"]: row for row in csv.DictReader(f)}
+    export = tmp_path / "export.csv"
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(export)], cwd=lab1.root,
+                          capture_output=True, text=True, env={**__import__("os").environ,
+                                                               "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    with open(export) as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert set(exported) == set(table)
+    for student, row in exported.items():
+        assert float(row["score"]) == float(table[student]["total"]) == lab1.results[student].score
+
+
+def test_no_solution_or_hidden_test_line_anywhere_in_the_release(lab1):
+    release = lab1.course.release_dir(A)
+    assert find_leaks(release, lab1.master.secret_lines()) == []
+    hidden_names = {c.name for q in lab1.master.questions for c in q.cases if c.hidden}
+    everything = "\n".join(p.read_text(errors="replace") for p in release.rglob("*") if p.is_file())
+    assert not [n for n in hidden_names if n in everything]
+    # nor in what a student fetched
+    fetched = lab1.root / "students" / "blank" / A
+    assert find_leaks(fetched, lab1.master.secret_lines()) == []
+
+
+def test_stock_otter_run_gives_the_same_scores(lab1, tmp_path):
+    zip_path = lab1.course.build_dir(A) / "autograder.zip"
+    for student in ("full", "blank", "partial"):
+        out = tmp_path / student
+        out.mkdir()
+        subm = tmp_path / f"{student}.ipynb"
+        shutil.copy(lab1.root / "submitted" / student / A / f"{A}.ipynb", subm)
+        done = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(zip_path), "-o", str(out), str(subm)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        otter = {t["name"]: t["score"] for t in json.loads((out / "results.json").read_text())["tests"] if "score" in t}
+        assert otter == scores(lab1.results[student]), student
+
+
+def test_feedback_shows_points_and_public_messages_but_never_hidden_code(lab1):
+    secret = lab1.master.secret_lines()
+    for student in lab1.results:
+        html = (lab1.root / "feedback" / student / A / f"{A}.html").read_text()
+        assert f"feedback for {student}" in html
+        leaked = [line for line in secret if len(line) > 12 and line in html]
+        assert not leaked, (student, leaked[:3])
+    html = (lab1.root / "feedback" / "wrong" / A / f"{A}.html").read_text()
+    assert "q4 — 0.5 / 2 points" in html
+    assert "linear_fit_matches_reference" in html  # a hidden case, by name
+    assert "differs from the reference" not in html  # ... but not its message
+
+
+def test_a_test_cell_checks_public_cases_in_the_student_notebook(lab1, tmp_path):
+    for student, expect in (("full", "q4 results: All test cases passed!"), ("blank", "q4 results:")):
+        work = tmp_path / student
+        shutil.copytree(lab1.course.release_dir(A), work)
+        nb = nbformat.read(lab1.root / "submitted" / student / A / f"{A}.ipynb", as_version=4)
+        NotebookClient(nb, timeout=120, allow_errors=True, resources={"metadata": {"path": str(work)}}).execute()
+        outputs = {c.metadata["nbgrader"]["grade_id"]: json.dumps(c.outputs) for c in nb.cells
+                   if c.source.startswith("grader.check")}
+        assert expect in outputs["q4"]
+        if student == "blank":
+            assert "All test cases passed" not in outputs["q4"]
+            assert "linear_fit_values_are_sane" in outputs["q4"]  # the failing public case is named
+
+
+def test_answer_cells_belong_to_their_questions(lab1):
+    owners = answer_cells(lab1.master)
+    assert owners["q1"] == ["a1"] and owners["q10"] == ["a10"]
