@@ -10,7 +10,7 @@ from rich.console import Console
 
 from .course import Course
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def _course(args: argparse.Namespace) -> Course:
@@ -60,23 +60,35 @@ def cmd_collect(args: argparse.Namespace) -> None:
     console.print(f"[green]collected[/] {len(students)} submissions of {args.assignment}: {', '.join(students)}")
 
 
-def _status(result) -> str:
-    parts = [result.status if result.status != "graded" else ""]
-    if result.message:
-        parts.append(result.message)
-    parts += result.notes
-    return "; ".join(p for p in parts if p)
+def _label(result) -> str:
+    """A one-word status for the score table."""
+    kinds = {p["kind"] for p in result.execution.get("problems", [])}
+    if result.status != "graded":
+        return result.status
+    if "timeout" in kinds or "kernel-died" in kinds:
+        return "stopped"
+    return "errors" if kinds else ("repaired" if result.notes else "ok")
+
+
+def _print_results(course: Course, assignment: str, results) -> None:
+    from .report import score_table
+
+    console.print(score_table(course, assignment, {r.student: _label(r) for r in results}))
+    for r in results:
+        details = [r.message] if r.message else []
+        details += r.notes
+        if details:
+            console.print(f"  {r.student}: " + "; ".join(details), overflow="fold")
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
     from .grading.autograde import grade_assignment
-    from .report import score_table
 
     course = _course(args)
     results = grade_assignment(course, args.assignment, args.student or None, cell_timeout=args.cell_timeout,
                                timeout=args.timeout, progress=not args.quiet)
     times = [r.seconds for r in results]
-    console.print(score_table(course, args.assignment, {r.student: _status(r) for r in results}))
+    _print_results(course, args.assignment, results)
     if times:
         console.print(f"graded {len(results)} submissions in {sum(times):.1f} s "
                       f"(mean {sum(times) / len(times):.1f} s, max {max(times):.1f} s)")
@@ -101,12 +113,11 @@ def cmd_grades(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
-    from .report import score_table
 
     course = _course(args)
     report = run_demo(course, args.assignment, cell_timeout=args.cell_timeout, echo=console.print,
                       progress=not args.quiet)
-    console.print(score_table(course, report.assignment, {r.student: _status(r) for r in report.results}))
+    _print_results(course, report.assignment, report.results)
     console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
     for p in report.feedback[:3]:
         console.print(f"  e.g. {p}")

@@ -41,7 +41,7 @@ def score_table(course: Course, assignment: str, statuses: dict[str, str] | None
         table.add_column(c, justify="right")
     table.add_column("total", justify="right", style="bold")
     if statuses is not None:
-        table.add_column("notes")
+        table.add_column("status")
     for r in read_grades(course, assignment):
         cells = [f"{r.scores.get(c, 0.0):g}" for c in cols]
         extra = [statuses.get(r.student, "")] if statuses is not None else []

@@ -109,7 +109,7 @@ def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0][:80]
+        reason = (str(exc).split("'")[0].strip().rstrip(":").splitlines() or [""])[0][:80]
         return None, (f"{path.name} is not a valid notebook ({type(exc).__name__}: {reason}); "
                       "it could not be graded. Check it opens in Jupyter and submit it again.")
     if not isinstance(nb.get("cells"), list):

@@ -42,6 +42,8 @@ class CellProblem:
             return f"cell {self.cell} did not finish within the time limit and was interrupted"
         if self.kind == "kernel-died":
             return f"the Python process died while running cell {self.cell} ({self.evalue or 'killed'})"
+        if self.ename == "NotImplementedError" and not self.evalue:
+            return f"cell {self.cell} is not answered yet (raise NotImplementedError())"
         return f"cell {self.cell} raised {self.ename}: {self.evalue}"
 
 
