@@ -33,7 +33,7 @@ COHORT = {"full": "full", "partial": "partial", "blank": "blank", "raises": "rai
           "edits": "edits-test-cell", "deletes": "deletes-test-cells", "corrupt": "corrupt"}
 
 # Alternative correct answers (numpy polyfit instead of scikit-learn and the reverse, numpy floats
-# instead of Python floats) must get full marks.
+# instead of Python floats, a list instead of an array) must get full marks.
 ALTERNATIVE = {
     "a4": 'lin_slope, lin_intercept = np.polyfit(calib["turbidity"], calib["ssc"], 1)\n'
           'fitted = lin_slope * calib["turbidity"] + lin_intercept\n'
@@ -63,9 +63,13 @@ def with_answers(nb: nbformat.NotebookNode, code: dict[str, str]) -> nbformat.No
     return nb
 
 
+def solution_of(master, grade_id: str) -> str:
+    return solution_text(next(c for c in master.notebook.cells
+                              if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id))
+
+
 def leaky_a9(master) -> str:
-    cell = next(c for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "a9")
-    text = solution_text(cell)
+    text = solution_of(master, "a9")
     leaked = text.replace('LinearRegression().fit(train[["turbidity"]], train["ssc"])',
                           'LinearRegression().fit(calib[["turbidity"]], calib["ssc"])')
     assert leaked != text, "the master's answer a9 changed: update this test's leak"
@@ -84,7 +88,8 @@ def lab1(tmp_path_factory) -> SimpleNamespace:
         folder = exchange.fetch(course, A, student)
         write_submission(profile, release_nb, master, folder / f"{A}.ipynb")
         exchange.submit(course, A, student)
-    extra = {"alternative": ALTERNATIVE, "wrong": {**WRONG, "a9": leaky_a9(master)}}
+    as_list = solution_of(master, "a5") + "\nransac_inlier_mask = [bool(v) for v in ransac_inlier_mask]  # a list"
+    extra = {"alternative": {**ALTERNATIVE, "a5": as_list}, "wrong": {**WRONG, "a9": leaky_a9(master)}}
     for student, code in extra.items():
         folder = exchange.fetch(course, A, student)
         nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), code)

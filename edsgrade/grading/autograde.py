@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -95,13 +96,17 @@ def _execution_message(execution: Execution) -> str:
 def _working_copy(course: Course, assignment: str, submitted: Path, dest: Path) -> None:
     """Release files first (authoritative data and checks), then the student's own files."""
     shutil.copytree(course.release_dir(assignment), dest)
+
+    def links(folder: str, names: list[str]) -> list[str]:  # never follow a link out of the submission
+        return [n for n in names if os.path.islink(os.path.join(folder, n))]
+
     for item in submitted.iterdir():
-        if item.name in INSTRUCTOR_ONLY or item.suffix == ".ipynb":
+        if item.name in INSTRUCTOR_ONLY or item.suffix == ".ipynb" or item.is_symlink():
             continue
         target = dest / item.name
         if item.is_dir():
-            shutil.copytree(item, target, dirs_exist_ok=True)
-        elif not item.is_symlink():
+            shutil.copytree(item, target, ignore=links, dirs_exist_ok=True)
+        else:
             shutil.copy2(item, target)
 
 
@@ -180,6 +185,19 @@ def _annotate(nb: nbformat.NotebookNode, captures: dict[int, tuple[str, list[str
         nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
 
 
+def _check_built(course: Course, assignment: str) -> None:
+    from nbgrader.api import MissingEntry
+
+    if not course.release_dir(assignment).is_dir():
+        raise CourseError(f"{course.release_dir(assignment)} is missing: run `edsgrade build {assignment}` first.")
+    with course.gradebook() as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise CourseError(f"{assignment} is not in the gradebook {course.db_url}: "
+                              f"run `edsgrade build {assignment}` to record it.") from None
+
+
 def grade_assignment(course: Course, assignment: str, students: Iterable[str] | None = None, *,
                      on_result: Callable[[SubmissionResult], None] | None = None,
                      progress: bool = True, **limits: Any) -> list[SubmissionResult]:
@@ -192,6 +210,7 @@ def grade_assignment(course: Course, assignment: str, students: Iterable[str] | 
 
     master = load_master(course.master_path(assignment))
     refs = load_reference(course, master)
+    _check_built(course, assignment)
     available = course.submitted_students(assignment)
     wanted = list(students) if students else available
     unknown = [s for s in wanted if s not in available]
@@ -207,7 +226,13 @@ def grade_assignment(course: Course, assignment: str, students: Iterable[str] | 
         task = bar.add_task(assignment, total=len(wanted))
         for student in wanted:
             bar.update(task, description=f"{assignment} [{student}]")
-            result = grade_submission(course, master, student, executor, refs)
+            try:
+                result = grade_submission(course, master, student, executor, refs)
+            except Exception as exc:  # a grader bug must not stop the class's grading: record it, go on
+                log.exception("grading %s of %s failed", student, assignment)
+                result = SubmissionResult(student, assignment, "error", questions=_zero(master),
+                                          message=f"internal grading error ({type(exc).__name__}: {exc}); "
+                                                  "tell the course's maintainers and grade this student again")
             record(course, master, result)
             results.append(result)
             if on_result:

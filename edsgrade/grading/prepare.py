@@ -37,9 +37,10 @@ def _grade_id(cell: nbformat.NotebookNode) -> str | None:
 def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: bool = False) -> Prepared:
     """Return the notebook to execute for ``submission`` of ``master``'s assignment.
 
-    Each question's test cell becomes an empty cell after which the question's variables (and
-    those read through ``ref``) are captured. With ``is_master`` the notebook is the reference
-    solution itself; authoring imports are then dropped since test cells do not run.
+    Each question's test cell gets back its released source, ``grader.check("qN")``; the
+    executor does not run it but captures there the question's variables. With ``is_master`` the
+    notebook is the reference solution itself, and the variables read through ``ref`` are captured
+    too. Outputs the student brought are cleared.
     """
     nb = copy.deepcopy(submission)
     wanted = {q.grade_id: q for q in master.questions}
@@ -47,9 +48,11 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
     cells: list[nbformat.NotebookNode] = []
     placed: set[str] = set()
     for cell in nb.cells:
+        if cell.cell_type == "code":  # outputs are the grader's to produce, not the student's to bring
+            cell.outputs, cell.execution_count = [], None
         gid = _grade_id(cell)
-        if gid in wanted and cell.cell_type == "code":
-            if gid in placed:
+        if gid in wanted:
+            if gid in placed or cell.cell_type != "code":
                 notes.append(f"a copy of test cell {gid} was found and ignored")
                 cell.metadata.pop("nbgrader", None)
                 cells.append(cell)
@@ -58,7 +61,6 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
             if not is_master and cell.source.strip() != release_test_source(gid):
                 notes.append(f"test cell {gid} had been edited; the original tests were used")
             cell.source = release_test_source(gid)
-            cell.outputs, cell.execution_count = [], None
         cells.append(cell)
     # Put back deleted test cells after the nearest cell that precedes them in the master.
     master_order = [_grade_id(c) for c in master.notebook.cells]
