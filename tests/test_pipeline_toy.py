@@ -55,13 +55,16 @@ def test_full_cycle_with_the_cli(toy_course):
     assert any("q1: 3 / 3 points" in o.get("text", "") for c in autograded.cells for o in c.get("outputs", []))
 
 
+def released_and_collected(root, student):
+    """Build and release toy; ``student`` fetches and hands in the blank release; collect."""
+    for args in (("build", "toy"), ("release", "toy"), ("fetch", "toy", "--student", student),
+                 ("submit", "toy", "--student", student), ("collect", "toy")):
+        ok(cli(root, *args))
+
+
 def test_a_resubmission_replaces_the_collected_one(toy_course):
     root = toy_course
-    ok(cli(root, "build", "toy"))
-    ok(cli(root, "release", "toy"))
-    ok(cli(root, "fetch", "toy", "--student", "dan"))
-    ok(cli(root, "submit", "toy", "--student", "dan"))
-    ok(cli(root, "collect", "toy"))
+    released_and_collected(root, "dan")
     first = (root / "submitted" / "dan" / "toy" / "timestamp.txt").read_text()
     master = load_master(root / "source" / "toy" / "toy.ipynb")
     path = root / "students" / "dan" / "toy" / "toy.ipynb"
@@ -74,6 +77,9 @@ def test_a_resubmission_replaces_the_collected_one(toy_course):
     with Course(root).gradebook() as gb:
         subs = gb.assignment_submissions("toy")
         assert [(s.student.id, s.score) for s in subs] == [("dan", 5.0)]
+        # the gradebook keeps the time of the submission, as collected
+        stamp = (root / "submitted" / "dan" / "toy" / "timestamp.txt").read_text().strip()
+        assert str(subs[0].timestamp) == stamp.replace(" UTC", "")
 
 
 def test_errors_name_the_problem_and_what_to_do(toy_course, tmp_path):
@@ -113,11 +119,7 @@ def test_build_refuses_a_master_whose_solution_fails_its_tests(toy_course):
 
 def test_grading_refuses_a_master_changed_since_its_build(toy_course):
     root = toy_course
-    ok(cli(root, "build", "toy"))
-    ok(cli(root, "release", "toy"))
-    ok(cli(root, "fetch", "toy", "--student", "fay"))
-    ok(cli(root, "submit", "toy", "--student", "fay"))
-    ok(cli(root, "collect", "toy"))
+    released_and_collected(root, "fay")
     path = root / "source" / "toy" / "toy.ipynb"
     nb = nbformat.read(path, as_version=4)
     nb.cells[1].source += " (edited)"

@@ -83,14 +83,14 @@ def _execution_message(execution: Execution) -> str:
     if not execution.problems:
         return ""
     parts = []
-    for p in execution.problems[:5]:
+    for p in execution.problems[:2]:
         text = p.describe()
         if 0 <= p.cell < len(execution.notebook.cells):
             gid = execution.notebook.cells[p.cell].get("metadata", {}).get("nbgrader", {}).get("grade_id")
             text = text.replace(f"cell {p.cell}", f"cell {p.cell + 1}" + (f" (answer {gid})" if gid else ""), 1)
         parts.append(text)
-    more = len(execution.problems) - 5
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    more = len(execution.problems) - 2
+    return "; ".join(parts) + (f"; and {more} more cells with problems (see the autograded notebook)" if more > 0 else "")
 
 
 def _working_copy(course: Course, assignment: str, submitted: Path, dest: Path) -> None:
