@@ -55,7 +55,8 @@ def render(result: SubmissionResult, manual: list[ManualGrade]) -> str:
     return _ENV.get_template("feedback.html.j2").render(
         assignment=result.assignment, student=result.student, timestamp=result.timestamp,
         score=result.score, max_score=result.max_score, message=result.message, notes=result.notes,
-        questions=result.questions, manual=manual, manual_summary=summary)
+        questions=result.questions, manual=manual, manual_summary=summary,
+        problems=result.execution.get("described", []))
 
 
 def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:

@@ -78,19 +78,21 @@ def _zero(master: Master) -> list[QuestionResult]:
     return judge_all(master.questions, {}, {})
 
 
-def _execution_message(execution: Execution) -> str:
-    """The execution problems, naming cells as a student sees them (answer id, or 1-based number)."""
-    if not execution.problems:
-        return ""
-    parts = []
-    for p in execution.problems[:2]:
+def _describe_problems(execution: Execution) -> list[str]:
+    """Each execution problem, naming cells as a student sees them (1-based number, answer id)."""
+    described = []
+    for p in execution.problems:
         text = p.describe()
         if 0 <= p.cell < len(execution.notebook.cells):
             gid = execution.notebook.cells[p.cell].get("metadata", {}).get("nbgrader", {}).get("grade_id")
             text = text.replace(f"cell {p.cell}", f"cell {p.cell + 1}" + (f" (answer {gid})" if gid else ""), 1)
-        parts.append(text)
-    more = len(execution.problems) - 2
-    return "; ".join(parts) + (f"; and {more} more cells with problems (see the autograded notebook)" if more > 0 else "")
+        described.append(text)
+    return described
+
+
+def _summary(problems: list[str]) -> str:
+    more = len(problems) - 2
+    return "; ".join(problems[:2]) + (f"; and {more} more (all listed in the feedback)" if more > 0 else "")
 
 
 def _working_copy(course: Course, assignment: str, submitted: Path, dest: Path) -> None:
@@ -158,8 +160,8 @@ def grade_submission(course: Course, master: Master, student: str, executor: Not
             _working_copy(course, assignment, submitted, work)
             execution = executor.execute(prepared.notebook, work, prepared.captures)
         result.questions = judge_all(master.questions, execution.captures, refs)
-        result.execution = execution.summary()
-        result.message = _execution_message(execution)
+        result.execution = {**execution.summary(), "described": _describe_problems(execution)}
+        result.message = _summary(result.execution["described"])
         _annotate(execution.notebook, prepared.captures, result)
         nbformat.write(execution.notebook, out_dir / master.path.name)
     if stamp_file.is_file():
