@@ -126,3 +126,25 @@ def test_grading_refuses_a_master_changed_since_its_build(toy_course):
     nbformat.write(nb, path)
     proc = cli(root, "grade", "toy")
     assert proc.returncode == 1 and "changed since it was built" in proc.stderr
+
+
+def test_a_grader_failure_on_one_submission_is_recorded_and_the_run_goes_on(toy_course, monkeypatch):
+    from edsgrade.grading import autograde
+
+    root = toy_course
+    released_and_collected(root, "gil")
+    ok(cli(root, "fetch", "toy", "--student", "hal"))
+    ok(cli(root, "submit", "toy", "--student", "hal"))
+    ok(cli(root, "collect", "toy"))
+    real = autograde.grade_submission
+
+    def failing_for_gil(course, master, student, *args, **kwargs):
+        if student == "gil":  # stands for a bug of the grader met on one submission only
+            raise RuntimeError("boom")
+        return real(course, master, student, *args, **kwargs)
+
+    monkeypatch.setattr(autograde, "grade_submission", failing_for_gil)
+    results = {r.student: r for r in autograde.grade_assignment(Course(root), "toy", progress=False)}
+    assert results["gil"].status == "error" and "internal grading error (RuntimeError: boom)" in results["gil"].message
+    assert results["hal"].status == "graded"
+    assert autograde.read_result(Course(root), "gil", "toy").status == "error"

@@ -37,7 +37,7 @@ class SubmissionResult:
 
     student: str
     assignment: str
-    status: str  # graded | invalid | missing
+    status: str  # graded | invalid (not a notebook) | missing (no notebook) | error (grader failure)
     message: str = ""
     questions: list[QuestionResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -167,8 +167,15 @@ def grade_submission(course: Course, master: Master, student: str, executor: Not
     if stamp_file.is_file():
         shutil.copy2(stamp_file, out_dir / "timestamp.txt")
     result.seconds = time.monotonic() - start
-    (out_dir / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
+    save_result(course, result)
     return result
+
+
+def save_result(course: Course, result: SubmissionResult) -> None:
+    """Write ``autograded/S/A/result.json``, which feedback and reports read."""
+    folder = course.autograded_dir(result.student, result.assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
 
 
 def _annotate(nb: nbformat.NotebookNode, captures: dict[int, tuple[str, list[str]]],
@@ -235,6 +242,7 @@ def grade_assignment(course: Course, assignment: str, students: Iterable[str] | 
                 result = SubmissionResult(student, assignment, "error", questions=_zero(master),
                                           message=f"internal grading error ({type(exc).__name__}: {exc}); "
                                                   "tell the course's maintainers and grade this student again")
+                save_result(course, result)
             record(course, master, result)
             results.append(result)
             if on_result:
