@@ -13,6 +13,11 @@ from .course import Course
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
+def echo(message: str) -> None:
+    """Print a progress line as it is (no rich markup: assignment names are in brackets)."""
+    console.print(message, markup=False)
+
+
 def _course(args: argparse.Namespace) -> Course:
     return Course(args.course_dir)
 
@@ -25,7 +30,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     if not names or names == [None]:
         raise SystemExit("error: name an assignment, or use --all")
     for name in names:
-        report = build(course, name, echo=console.print)
+        report = build(course, name, echo=echo)
         console.print(f"[green]built[/] {name} in {report.seconds:.1f} s (master ran in {report.master_seconds:.1f} s): "
                       f"release {report.release}, "
                       f"{report.questions} autograded questions ({report.auto_points:g} pt) + "
@@ -115,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
     course = _course(args)
-    report = run_demo(course, args.assignment, cell_timeout=args.cell_timeout, echo=console.print,
+    report = run_demo(course, args.assignment, cell_timeout=args.cell_timeout, echo=echo,
                       progress=not args.quiet)
     _print_results(course, report.assignment, report.results)
     console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")

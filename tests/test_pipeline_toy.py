@@ -54,6 +54,18 @@ def test_full_cycle_with_the_cli(toy_course):
     autograded = nbformat.read(root / "autograded" / "alice" / "toy" / "toy.ipynb", as_version=4)
     assert any("q1: 3 / 3 points" in o.get("text", "") for c in autograded.cells for o in c.get("outputs", []))
 
+    # a grader marks the interpretation answer by hand (as formgrader does, through the gradebook)
+    with Course(root).gradebook() as gb:
+        gb.find_grade("why", "toy", "toy", "alice").manual_score = 1
+        gb.find_comment("why", "toy", "toy", "alice").manual_comment = "Right: the 9 pulls the mean up."
+        gb.db.commit()
+    ok(cli(root, "feedback", "toy", "--student", "alice"))
+    html = (root / "feedback" / "alice" / "toy" / "toy.html").read_text()
+    assert "Right: the 9 pulls the mean up." in html and "1 / 1 points" in html
+    ok(cli(root, "grades", "toy", "--csv", str(root / "grades.csv")))
+    rows = {r["student"]: r for r in csv.DictReader(open(root / "grades.csv"))}
+    assert (rows["alice"]["why"], rows["alice"]["total"]) == ("1", "6")
+
 
 def released_and_collected(root, student):
     """Build and release toy; ``student`` fetches and hands in the blank release; collect."""
