@@ -1,0 +1,1 @@
+"""Grading: prepare a submission, execute it, judge its values, record the result."""
