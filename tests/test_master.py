@@ -57,3 +57,14 @@ def test_duplicate_grade_ids_are_refused():
     nb.cells.append(copy.deepcopy(nb.cells[3]))
     with pytest.raises(AuthoringError, match="used twice"):
         parse(nb)
+
+
+def test_an_unreadable_master_says_which_file(tmp_path):
+    from edsgrade.master import load_master
+
+    path = tmp_path / "broken.ipynb"
+    path.write_text('{"cells": [')
+    with pytest.raises(AuthoringError, match="broken.ipynb: not a readable notebook"):
+        load_master(path)
+    with pytest.raises(AuthoringError, match="not found"):
+        load_master(tmp_path / "missing.ipynb")
