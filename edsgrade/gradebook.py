@@ -26,7 +26,6 @@ class StudentGrades:
     total: float
     max_total: float
     needs_manual_grade: bool
-    timestamp: str
 
 
 def record(course: Course, master: Master, result: Any) -> None:
@@ -73,5 +72,5 @@ def read_grades(course: Course, assignment: str) -> list[StudentGrades]:
                     scores[grade.name] = float(grade.score or 0.0)
                     needs_manual = needs_manual or bool(grade.needs_manual_grade)
             rows.append(StudentGrades(sub.student.id, scores, float(sub.score or 0.0), float(sub.max_score or 0.0),
-                                      needs_manual, str(sub.timestamp or "")))
+                                      needs_manual))
     return sorted(rows, key=lambda r: r.student)

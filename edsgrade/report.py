@@ -40,10 +40,12 @@ def score_table(course: Course, assignment: str, statuses: dict[str, str] | None
     for c in cols:
         table.add_column(c, justify="right")
     table.add_column("total", justify="right", style="bold")
+    table.add_column("by hand")
     if statuses is not None:
         table.add_column("status")
     for r in read_grades(course, assignment):
         cells = [f"{r.scores.get(c, 0.0):g}" for c in cols]
         extra = [statuses.get(r.student, "")] if statuses is not None else []
-        table.add_row(r.student, *cells, f"{r.total:g} / {r.max_total:g}", *extra)
+        by_hand = "to grade" if r.needs_manual_grade else "done"
+        table.add_row(r.student, *cells, f"{r.total:g} / {r.max_total:g}", by_hand, *extra)
     return table

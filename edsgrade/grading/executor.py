@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 TIMEOUT_ENAME = "CellTimeoutError"
+NOTEBOOK_TIMEOUT = "NotebookTimeout"
 CAPTURE_MIME = "application/vnd.edsgrade.capture+json"
 CODEC_SOURCE = (Path(__file__).resolve().parent.parent / "plaindata.py").read_text()
 log = logging.getLogger("edsgrade")
@@ -38,8 +39,10 @@ class CellProblem:
     evalue: str = ""
 
     def describe(self) -> str:
+        if self.kind == "timeout" and self.ename == NOTEBOOK_TIMEOUT:
+            return f"cell {self.cell} and the cells after it were not run: {self.evalue}"
         if self.kind == "timeout":
-            return f"cell {self.cell} did not finish within the time limit and was interrupted"
+            return f"cell {self.cell} did not finish within the time limit ({self.evalue}) and was interrupted"
         if self.kind == "kernel-died":
             return f"the Python process died while running cell {self.cell} ({self.evalue or 'killed'})"
         if self.ename == "NotImplementedError" and not self.evalue:
@@ -130,8 +133,8 @@ class NotebookExecutor:
                     remaining = self.timeout - (time.monotonic() - start)
                     if remaining <= 0:
                         result.status = "timeout"
-                        result.problems.append(CellProblem(index, "timeout", "TimeoutError",
-                                                           f"the notebook exceeded its {self.timeout} s limit"))
+                        result.problems.append(CellProblem(index, "timeout", NOTEBOOK_TIMEOUT,
+                                                           f"the notebook reached its {self.timeout} s limit"))
                         break
                     if cell.cell_type == "code" and cell.source.strip() and index not in captures:
                         if not self._run_cell(client, cell, index, min(self.cell_timeout, remaining), result):
