@@ -138,6 +138,8 @@ def test_typical_mistakes_lose_the_right_points(lab1):
 def test_broken_submissions_end_with_a_clear_recorded_result(lab1):
     r = lab1.results
     assert r["corrupt"].status == "invalid" and "not a valid notebook" in r["corrupt"].message
+    shown = nbformat.read(lab1.root / "autograded" / "corrupt" / A / f"{A}.ipynb", as_version=4)  # for formgrader
+    assert shown.cells[0].source.startswith("**Not graded:**")
     assert "raised ValueError: I do not know how to do this yet" in r["raises"].message
     assert "did not finish within the time limit" in r["loops"].message
     assert r["deletes"].score == lab1.master.max_auto

@@ -164,6 +164,10 @@ def grade_submission(course: Course, master: Master, student: str, executor: Not
         result.message = _summary(result.execution["described"])
         _annotate(execution.notebook, prepared.captures, result)
         nbformat.write(execution.notebook, out_dir / master.path.name)
+    else:  # formgrader still gets a notebook to open: the release, with the reason on top
+        placeholder = nbformat.read(course.release_dir(assignment) / master.path.name, as_version=4)
+        placeholder.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}"))
+        nbformat.write(placeholder, out_dir / master.path.name)
     if stamp_file.is_file():
         shutil.copy2(stamp_file, out_dir / "timestamp.txt")
     result.seconds = time.monotonic() - start
