@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .course import Course
+from .course import Course, CourseError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
@@ -103,6 +103,8 @@ def cmd_feedback(args: argparse.Namespace) -> None:
     from .feedback import write_feedback
 
     paths = write_feedback(_course(args), args.assignment, args.student or None)
+    if not paths:
+        raise CourseError(f"no graded submission of {args.assignment}: run `edsgrade grade {args.assignment}` first.")
     for p in paths:
         console.print(f"feedback: {p}")
 

@@ -54,6 +54,10 @@ def fetch(course: Course, assignment: str, student: str, dest: Path | None = Non
     """Copy a released assignment into a student's folder (default ``students/S``); return its path."""
     from nbgrader.exchange.default import ExchangeFetchAssignment
 
+    outbound = course.exchange_root / course.course_id / "outbound" / assignment
+    if not outbound.is_dir():
+        raise ExchangeError(f"{assignment} is not released (no {outbound}): the instructor releases it with "
+                            f"`edsgrade release {assignment}`.")
     home = Path(dest) if dest else course.student_home(_student_id(student))
     home.mkdir(parents=True, exist_ok=True)
     target = home / assignment
@@ -74,6 +78,9 @@ def submit(course: Course, assignment: str, student: str, src: Path | None = Non
     from nbgrader.exchange.default import ExchangeSubmit
 
     home = Path(src) if src else course.student_home(_student_id(student))
+    if not (course.exchange_root / course.course_id / "inbound").is_dir():
+        raise ExchangeError(f"the exchange {course.exchange_root} has no inbound folder for {course.course_id}: "
+                            f"{assignment} has not been released.")
     if not (home / assignment).is_dir():
         raise ExchangeError(f"{home / assignment} does not exist: fetch the assignment first "
                             f"(edsgrade fetch {assignment} --student {student}).")
@@ -92,6 +99,10 @@ def collect(course: Course, assignment: str) -> list[str]:
     """
     from nbgrader.exchange.default import ExchangeCollect
 
+    inbound = course.exchange_root / course.course_id / "inbound"
+    if not inbound.is_dir():
+        raise ExchangeError(f"nothing to collect: {inbound} does not exist. Release {assignment} first "
+                            f"(`edsgrade release {assignment}`), then students submit.")
     step = ExchangeCollect(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=course.config),
                            config=course.config)
     step.update = True

@@ -101,8 +101,15 @@ def test_errors_name_the_problem_and_what_to_do(toy_course, tmp_path):
     proc = cli(root, "release", "toy")
     assert proc.returncode == 1 and "edsgrade build toy" in proc.stderr
     ok(cli(root, "build", "toy"))
+    proc = cli(root, "fetch", "toy", "--student", "eve")
+    assert proc.returncode == 1 and "edsgrade release toy" in proc.stderr
+    proc = cli(root, "collect", "toy")
+    assert proc.returncode == 1 and "nothing to collect" in proc.stderr
+    ok(cli(root, "release", "toy"))
     proc = cli(root, "submit", "toy", "--student", "eve")
     assert proc.returncode == 1 and "fetch the assignment first" in proc.stderr
+    proc = cli(root, "feedback", "toy")
+    assert proc.returncode == 1 and "edsgrade grade toy" in proc.stderr
     proc = cli(root, "grade", "toy", "--student", "eve")
     assert proc.returncode == 1 and "edsgrade collect toy" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "edsgrade", "build", "toy"], cwd=tmp_path.parent.parent,
