@@ -19,8 +19,8 @@ def ok(proc):
 
 def test_full_cycle_with_the_cli(toy_course):
     root = toy_course
-    out = ok(cli(root, "build", "toy"))
-    assert "2 autograded questions (5 pt)" in out
+    out = ok(cli(root, "build", "--all"))
+    assert "built toy" in out and "2 autograded questions (5 pt)" in out
     release = root / "release" / "toy"
     assert (release / "tests" / "q1.py").is_file() and (root / "build" / "toy" / "autograder.zip").is_file()
     public = (release / "tests" / "q1.py").read_text()
