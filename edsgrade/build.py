@@ -74,15 +74,14 @@ class ReleaseChecks(NbGraderPreprocessor):
 
 
 def _generate_assignment_config() -> Config:
-    from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
-                                        ClearSolutions, ComputeChecksums, IncludeHeaderFooter, LockCells,
-                                        SaveCells)
+    """nbgrader's own generate_assignment pipeline, with :class:`ReleaseChecks` after ClearHiddenTests."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.preprocessors import ClearHiddenTests
 
+    steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    steps.insert(steps.index(ClearHiddenTests) + 1, ReleaseChecks)
     cfg = Config()
-    cfg.GenerateAssignment.preprocessors = [
-        IncludeHeaderFooter, LockCells, ClearSolutions, ClearOutput, CheckCellMetadata, ComputeChecksums,
-        SaveCells, ClearHiddenTests, ReleaseChecks, ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
-    ]
+    cfg.GenerateAssignment.preprocessors = steps
     return cfg
 
 

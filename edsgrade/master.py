@@ -6,6 +6,7 @@ single place that knows how to read one; the build, the grader and the feedback 
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,8 +207,6 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
                                  f"{HIDDEN_END!r}; move it inside so that it is not released.")
         if case.points is None:
             raise AuthoringError(f"{where}: case {func} has no points; write @test_case(points=...).")
-        import inspect
-
         params = tuple(inspect.signature(case.test_func).parameters)
         if "env" in params:
             raise AuthoringError(f"{where}: case {func} asks for `env`; name the student's variables it needs instead.")

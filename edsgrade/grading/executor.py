@@ -46,7 +46,7 @@ class CellProblem:
         if self.kind == "kernel-died":
             return f"the Python process died while running cell {self.cell} ({self.evalue or 'killed'})"
         if self.ename == "NotImplementedError" and not self.evalue:
-            return f"cell {self.cell} is not answered yet (raise NotImplementedError())"
+            return f"cell {self.cell} is not answered yet (it still raises NotImplementedError)"
         return f"cell {self.cell} raised {self.ename}: {self.evalue}"
 
 
