@@ -92,8 +92,7 @@ def _encode(value: Any, depth: int) -> Any:
         if isinstance(value, pd.DataFrame):
             return {TAG: "dataframe", "columns": _encode(list(value.columns), depth + 1),
                     "index": _encode(value.index, depth + 1),
-                    "data": [_encode(value.iloc[:, i], depth + 1)["values"]
-                             for i in range(value.shape[1])]}
+                    "data": [_encode_array(value.iloc[:, i].to_numpy()) for i in range(value.shape[1])]}
         if isinstance(value, pd.Series):
             return {TAG: "series", "name": _encode(value.name, depth + 1),
                     "index": _encode(value.index, depth + 1),
