@@ -155,8 +155,11 @@ def strip_authoring_imports(source: str) -> str:
     return "\n".join(l for l in source.splitlines() if not AUTHORING_IMPORT.match(l))
 
 
-def _cases_of(source: str, where: str) -> list[tuple[Any, int]]:
-    """Execute a test cell's source with Otter's ``test_case`` and return its cases with line numbers."""
+def load_test_cases(source: str, where: str = "<test cell>") -> list[Any]:
+    """Execute a test cell's source with Otter's ``test_case`` and return its cases, in order.
+
+    ``where`` names the cell in errors and tracebacks.
+    """
     from otter.test_files import test_case
 
     namespace: dict[str, Any] = {"test_case": test_case}
@@ -165,8 +168,7 @@ def _cases_of(source: str, where: str) -> list[tuple[Any, int]]:
     except Exception as exc:
         raise AuthoringError(f"{where}: the test cell does not run on its own ({type(exc).__name__}: {exc}). "
                              "A test cell may only import modules and define @test_case functions.") from exc
-    found = [v for k, v in namespace.items() if isinstance(v, test_case)]
-    return [(c, c.test_func.__code__.co_firstlineno) for c in found]
+    return [v for v in namespace.values() if isinstance(v, test_case)]
 
 
 def _ref_attributes(source: str) -> set[str]:
@@ -192,14 +194,13 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
     hidden, public = _regions(lines, HIDDEN_BEGIN, HIDDEN_END)
     full = "\n".join(l for l in lines if l.strip() not in (HIDDEN_BEGIN, HIDDEN_END))
     public_src = "\n".join(public)
-    all_cases = _cases_of(full, where)
-    public_cases = _cases_of(public_src, where + " (public part)")
-    public_names = {c.test_func.__name__ for c, _ in public_cases}
+    all_cases = load_test_cases(full, where)
+    public_names = {c.test_func.__name__ for c in load_test_cases(public_src, where + " (public part)")}
     if not all_cases:
         raise AuthoringError(f"{where}: no @test_case function found. Each autograded question needs at least one case.")
     cases: list[CaseInfo] = []
     names: list[str] = []
-    for case, _ in all_cases:
+    for case in all_cases:
         func = case.test_func.__name__
         is_public = func in public_names
         if is_public and case.hidden:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from ..master import Question
+from ..master import Question, load_test_cases
 from ..plaindata import Unavailable, decode_names
 
 
@@ -72,15 +72,6 @@ def _failure_message(exc: BaseException, source: str) -> str:
     return f"{where}{type(exc).__name__}: {text}"
 
 
-def load_cases(question: Question) -> list[Any]:
-    """The question's Otter ``test_case`` objects, from its test cell source, in order."""
-    from otter.test_files import test_case
-
-    namespace: dict[str, Any] = {"test_case": test_case}
-    exec(compile(question.source, "<test cell>", "exec"), namespace)
-    return [v for v in namespace.values() if isinstance(v, test_case)]
-
-
 def judge_question(question: Question, values: dict[str, Any] | None,
                    ref: dict[str, Any] | None) -> QuestionResult:
     """Run every case of ``question`` on decoded ``values``; ``ref`` gives the reference values.
@@ -91,7 +82,7 @@ def judge_question(question: Question, values: dict[str, Any] | None,
     result = QuestionResult(question.grade_id, question.points)
     reference = Reference(**(ref or {}))
     public = {c.name for c in question.public_cases}
-    for case in load_cases(question):
+    for case in load_test_cases(question.source):
         name = case.name or case.test_func.__name__
         params = list(inspect.signature(case.test_func).parameters)
         hidden = bool(case.hidden) or name not in public
