@@ -119,16 +119,19 @@ def cmd_grades(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
+    from .demo import DEMO_ASSIGNMENTS, run_demo
 
     course = _course(args)
-    report = run_demo(course, args.assignment, cell_timeout=args.cell_timeout, echo=echo,
-                      progress=not args.quiet)
-    _print_results(course, report.assignment, report.results)
-    console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
-    for p in report.feedback[:3]:
-        console.print(f"  e.g. {p}")
-    console.print(f"demo finished in {report.seconds:.0f} s")
+    total = 0.0
+    for assignment in args.assignments or DEMO_ASSIGNMENTS:
+        report = run_demo(course, assignment, cell_timeout=args.cell_timeout, echo=echo,
+                          progress=not args.quiet)
+        _print_results(course, report.assignment, report.results)
+        console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
+        for p in report.feedback[:3]:
+            console.print(f"  e.g. {p}")
+        total += report.seconds
+    console.print(f"demo finished in {total:.0f} s")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,8 +169,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--student", action="append", help="only this student (repeatable)")
     gr = command("grades", cmd_grades, "export the gradebook's scores as CSV")
     gr.add_argument("--csv", required=True, help="output CSV path")
-    d = command("demo", cmd_demo, "run the whole pipeline on a lab with a simulated cohort", assignment=False)
-    d.add_argument("assignment", nargs="?", default="lab1-calibration", help="assignment (default lab1-calibration)")
+    d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
+    d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")
     return p
 

@@ -1,4 +1,4 @@
-"""``edsgrade demo``: the whole course pipeline on one lab, with a simulated cohort.
+"""``edsgrade demo``: the whole course pipeline on the course's labs, with a simulated cohort.
 
 build -> release -> each student fetches, answers (see :mod:`edsgrade.cohort`) and submits ->
 collect -> grade -> feedback -> score table. Running it again starts the cohort afresh.
@@ -18,7 +18,8 @@ from .feedback import write_feedback
 from .grading.autograde import SubmissionResult, grade_assignment
 from .master import load_master
 
-DEFAULT_ASSIGNMENT = "lab1-calibration"
+#: the labs ``edsgrade demo`` runs, in order, when none is named
+DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab1-calibration",)
 COHORT: dict[str, str] = {
     "ada": "full", "ben": "partial", "chloe": "blank", "dmitri": "raises", "eve": "never-finishes",
     "farid": "edits-test-cell", "gaia": "deletes-test-cells", "hugo": "corrupt",
@@ -33,9 +34,9 @@ class DemoReport:
     seconds: float
 
 
-def run_demo(course: Course, assignment: str = DEFAULT_ASSIGNMENT, cohort: dict[str, str] | None = None,
+def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = None,
              *, cell_timeout: int = 20, echo: Callable[[str], Any] = print, progress: bool = True) -> DemoReport:
-    """Run the pipeline for ``cohort`` (student -> profile) and return what it produced."""
+    """Run the pipeline on ``assignment`` for ``cohort`` (student -> profile) and return what it produced."""
     start = time.monotonic()
     cohort = cohort or COHORT
     report = build(course, assignment, echo=echo)
