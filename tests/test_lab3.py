@@ -1,9 +1,10 @@
 """lab3-location through the whole pipeline: build, release, submissions, grading, feedback.
 
-One module-scoped course, every submission graded in a single ``grade_assignment`` call. The cohort:
-the full solution, the untouched release, two alternative correct solutions (own STA/LTA and loops
-everywhere; ObsPy's recursive STA/LTA and ``locations2degrees``), and three typical mistakes
-(distances in metres, sigma not squared in the Gaussian, degrees fed to ``np.sin``).
+One module-scoped course, every submission graded in a single ``grade_assignment`` call, each on a
+hidden draw of the data (the master's ``variants``). The cohort: the full solution, the untouched
+release, two alternative correct solutions (own STA/LTA and loops everywhere; ObsPy's recursive
+STA/LTA and ``locations2degrees``), three typical mistakes (distances in metres, sigma not squared in
+the Gaussian, degrees fed to ``np.sin``) and picks typed by hand from the released data.
 
 The forward operator and the likelihoods (q4, q5, q8) are graded by calling the student's functions
 on inputs the notebook never uses, which needs the grading engine's function proxies.
@@ -18,13 +19,14 @@ import pytest
 
 from conftest import new_course
 from edsgrade import exchange
-from edsgrade.build import build
+from edsgrade.build import build, load_reference
 from edsgrade.cohort import answer, write_submission
 from edsgrade.course import Course
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import grade_assignment
 from edsgrade.leakcheck import find_leaks
 from edsgrade.master import SOLUTION_BEGIN, SOLUTION_END, load_master
+from edsgrade.plaindata import decode_names
 
 A = "lab3-location"
 
@@ -205,6 +207,12 @@ def replaced(master, grade_id: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def hard_coded_picks(course: Course, master) -> str:
+    """Answer a3 as a student who typed the picks they read on the released data."""
+    picks = decode_names(load_reference(course, master)["q3"])["picks"]
+    return "picks = pd.Series(" + repr({k: round(float(v), 2) for k, v in picks.items()}) + ")"
+
+
 @pytest.fixture(scope="module")
 def lab3(tmp_path_factory) -> SimpleNamespace:
     root = new_course(tmp_path_factory.mktemp("lab3"), (A,))
@@ -225,6 +233,7 @@ def lab3(tmp_path_factory) -> SimpleNamespace:
         "degrees": {"a4": replaced(master, "a4", WRONG_RADIANS, "np.asarray(sta_lon, dtype=float) - lon")
                     .replace("dphi = phi2 - phi1", "dphi = np.asarray(sta_lat, dtype=float) - lat")},
     }
+    variants["hardcoded"] = {"a3": hard_coded_picks(course, master)}
     for student, code in variants.items():
         folder = exchange.fetch(course, A, student)
         nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), master, code)
@@ -251,6 +260,11 @@ def test_data_is_generated_at_build_and_small(lab3):
     files = sorted(p.name for p in data.iterdir())
     assert files == ["insar_los.npz", "leteil_2019-11-11.mseed", "stations.xml"]
     assert sum(p.stat().st_size for p in data.iterdir()) < 5e6
+
+
+def test_hidden_draws_are_not_released(lab3):
+    release_nb = (lab3.course.release_dir(A) / f"{A}.ipynb").read_text()
+    assert "variants" not in release_nb and "4901" not in release_nb
 
 
 def test_solution_gets_every_point_and_blank_release_none(lab3):
@@ -285,6 +299,18 @@ def test_degrees_in_the_trigonometry_lose_the_forward_operator(lab3):
     for q in ("q1", "q2", "q3", "q10"):  # what comes before or does not use travel times
         assert got[q] == lab3.master.question(q).points
     assert lab3.results["degrees"].score < lab3.master.max_auto - 6
+
+
+def test_every_submission_is_graded_on_a_hidden_draw(lab3):
+    seeds = lab3.master.settings["variants"]
+    assert all(r.variant in seeds for r in lab3.results.values() if r.status == "graded")
+
+
+def test_picks_typed_from_the_released_data_fail_on_the_hidden_draw(lab3):
+    got = scores(lab3.results["hardcoded"])
+    assert got["q3"] == 1  # the public format check passes; the picks are not those of the graded data
+    assert lab3.results["hardcoded"].score < lab3.master.max_auto - 8  # everything built on them is off too
+    assert got["q4"] == got["q5"] == got["q8"] == 3  # the functions do not depend on the picks
 
 
 def test_no_solution_or_hidden_test_line_anywhere_in_the_release(lab3):
