@@ -15,8 +15,8 @@ Every random choice comes from ``numpy.random.default_rng(seed)``: one seed alwa
 byte-identical files, another seed another draw (epicentre within ~2 km of the published one,
 origin time, P velocity, pick-scale errors, noise, the faulty station).
 
-*Stations.* Eleven three-letter-plus-one station names at plausible sites of towns of the region,
-between ~15 and ~140 km from Le Teil. **They are not the coordinates of the real permanent
+*Stations.* Eleven four-letter station codes at plausible sites near towns of the region, between
+~10 and ~115 km from Le Teil. **They are not the coordinates of the real permanent
 stations** (RESIF networks FR and RA): they are plausible locations of a regional network, in the
 synthetic network ``XX`` (the FDSN code for temporary/test data), channel ``HHZ`` (broadband,
 high gain, vertical, 100 Hz).
@@ -27,7 +27,10 @@ distance on a sphere of radius 6371 km; the source depth (~1 km) is neglected. E
 arrival time gets a "model error" drawn from N(0, 0.12 s): what a constant-velocity model misses
 of the real 3-D crust, i.e. the scale of picking and model errors of a regional location.
 
-*Waveforms* (ground velocity, m/s, 100 Hz, 80 s starting 15-25 s before the unknown origin time):
+*Origin time.* Within ±30 s of the nominal 10:52:45 UTC, and not written anywhere: the traces start
+15-25 s before it.
+
+*Waveforms* (ground velocity, m/s, 100 Hz, 80 s, all starting at the same time):
 background noise = ocean microseism (band 0.1-0.4 Hz) + broadband cultural/wind noise (1-15 Hz),
 one quiet and one noisy site; P = an impulsive first motion followed by band-limited (2-10 Hz)
 scattered coda with a 2-4 s decay; S = 2-3 times larger, lower-frequency, longer coda. Amplitudes
