@@ -8,7 +8,7 @@ from edsgrade.demo import COHORT
 def test_demo_runs_and_runs_again(tmp_path):
     root = new_course(tmp_path / "course", ("lab1-calibration",))
     for run in (1, 2):
-        proc = cli(root, "demo", timeout=900)
+        proc = cli(root, "demo", "lab1-calibration", timeout=900)
         assert proc.returncode == 0, f"run {run}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         assert "lab1-calibration: scores in the gradebook" in proc.stdout
         assert "feedback for each student" in proc.stdout

@@ -284,7 +284,8 @@ def station_noise(rng: np.random.Generator, n: int, fs: float, level: float) -> 
     f = _freqs(n, fs)
     fm = rng.uniform(0.15, 0.35)
     micro = np.exp(-0.5 * (np.log(np.maximum(f, 1e-3) / fm) / 0.25) ** 2)
-    background = np.where(f > 0, 1.0 / np.sqrt(np.maximum(f, 0.05)), 0.0) * (f < 22.0)
+    # 1/f-like background, through the digitizer's anti-alias filter (corner at 0.8 x Nyquist)
+    background = np.where(f > 0, 1.0 / np.sqrt(np.maximum(f, 0.05)), 0.0) / np.sqrt(1.0 + (f / (0.4 * fs)) ** 16)
     micro_n = _shaped_noise(rng, n, fs, micro) * level * rng.uniform(1.0, 2.5)
     back_n = _shaped_noise(rng, n, fs, background) * level
     return micro_n + back_n
