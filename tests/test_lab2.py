@@ -209,6 +209,15 @@ def test_data_is_generated_at_build_and_small(lab2):
     assert sum(p.stat().st_size for p in files) < 5e6
 
 
+def test_submissions_are_graded_on_hidden_draws_of_the_data(lab2):
+    # the master lists hidden seeds: each submission runs on one of them, and `ref` is the master's
+    # solution on that draw, so a correct answer passes whatever the draw
+    assert {r.variant for r in lab2.results.values()} <= {7, 11}
+    assert any(r.variant is not None for r in lab2.results.values())
+    released = nbformat.read(lab2.course.release_dir(A) / f"{A}.ipynb", as_version=4)
+    assert "variants" not in released.metadata.get("edsgrade", {})
+
+
 def test_solution_gets_every_point_and_blank_release_none(lab2):
     assert lab2.results["full"].score == lab2.master.max_auto == 25
     assert lab2.results["blank"].score == 0
