@@ -56,7 +56,8 @@ ambient noise worldwide; Peterson 1993), a 1/f-like background up to 20 Hz whose
 between stations (wind, site), and a DC offset of the digitizer (up to a few hundred counts).
 Classes overlap on purpose (weak or distant events, hybrid events, spasmodic tremor and small
 rockfalls, distant VTs and icequakes), so that feature-based classifiers reach ~75-90 %
-accuracy, as on real catalogues (Malfante et al. 2018 report ~93 % with a much richer feature set).
+accuracy with the lab's ten features, as on real catalogues, where richer feature sets (Malfante
+et al. 2018) do better but never perfectly: analysts' labels are themselves uncertain.
 
 References
 ----------
