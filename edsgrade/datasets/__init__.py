@@ -15,6 +15,7 @@ from typing import Callable
 REGISTRY: dict[str, str] = {
     "river": "edsgrade.datasets.river",
     "volcano": "edsgrade.datasets.volcano",
+    "location": "edsgrade.datasets.location",
 }
 
 Generator = Callable[[Path, int], list[Path]]

@@ -260,18 +260,18 @@ class Engine:
         """Grade ``student``'s collected submission and write ``autograded/S/A/``; never raises."""
         start = time.monotonic()
         try:
-            result = self._grade(student)
+            result = self._grade(student, start)
         except Exception as exc:  # a grader bug must not stop the class's grading: record it
             log.exception("grading %s of %s failed", student, self.master.assignment)
             result = SubmissionResult(student, self.master.assignment, "error", questions=zero(self.master),
                                       message=f"internal grading error ({type(exc).__name__}: {exc}); "
                                               "tell the course's maintainers and grade this student again")
             placeholder = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}")])
+            result.seconds = time.monotonic() - start
             write_outputs(self.course, result, placeholder, self.master.path.name, None)
-        result.seconds = time.monotonic() - start
         return result
 
-    def _grade(self, student: str) -> SubmissionResult:
+    def _grade(self, student: str, start: float) -> SubmissionResult:
         master, course = self.master, self.course
         assignment = master.assignment
         submitted = course.submitted_dir(student, assignment)
@@ -296,6 +296,7 @@ class Engine:
         if nb is None:  # formgrader still gets a notebook to open: the release, with the reason on top
             placeholder = nbformat.read(course.release_dir(assignment) / master.path.name, as_version=4)
             placeholder.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}"))
+            result.seconds = time.monotonic() - start
             write_outputs(course, result, placeholder, master.path.name, stamp_file)
             return result
         kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
@@ -327,5 +328,6 @@ class Engine:
         result.execution = {**execution.summary(), "described": described}
         result.message = _summary(described)
         _annotate(execution.notebook, checkpoints, result)
+        result.seconds = time.monotonic() - start
         write_outputs(course, result, execution.notebook, master.path.name, stamp_file)
         return result

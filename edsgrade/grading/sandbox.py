@@ -175,6 +175,12 @@ def sandbox_env(jail: Jail, threads: int) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (a grader killed with -9)."""
+    if sys.platform.startswith("linux"):
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def confine(jail: Jail, keep_fd: int, threads: int) -> None:
     """Confine the calling (freshly forked, single-threaded) process. Irreversible."""
     os.setsid()
@@ -185,6 +191,7 @@ def confine(jail: Jail, keep_fd: int, threads: int) -> None:
         os.setresgid(jail.gid, jail.gid, jail.gid)
         os.setresuid(jail.uid, jail.uid, jail.uid)
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    die_with_parent()  # after the uid change, which would clear it
     os.chdir(jail.inside)
     _set_limits(jail.limits)
     null = os.open("/dev/null", os.O_RDWR)

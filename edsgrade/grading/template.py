@@ -70,6 +70,9 @@ def _spawn(ctl: socket.socket, request: dict, fds: list[int], threads: int) -> d
 def main() -> None:
     fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
     ctl = socket.socket(fileno=fd)
+    from .sandbox import die_with_parent
+
+    die_with_parent()  # the grader gone (even by kill -9), the template and its children go too
     threads = int(config.get("threads", 1))
     os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     loaded = _preload(list(config.get("preload", [])))
