@@ -36,7 +36,7 @@ from . import datasets
 from .course import Course, CourseError
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
-from .master import Master, _ref_attributes, is_test_cell, load_master, strip_authoring_imports
+from .master import Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
 from .plaindata import Unavailable, decode_names
 
 log = logging.getLogger("edsgrade")
@@ -159,7 +159,7 @@ def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dic
                          "Fix it (run it in Jupyter) and build again.")
     problems = []
     for q in master.questions:
-        read_through_ref = _ref_attributes(q.source)  # a function the cases only call needs no reference value
+        read_through_ref = ref_attributes(q.source)  # a function the cases only call needs no reference value
         for name, value in decode_names(captured.get(q.grade_id, {})).items():
             if isinstance(value, Unavailable) and name in read_through_ref:
                 problems.append(f"{q.grade_id}: ref.{name} must be plain data (numbers, strings, arrays, "
