@@ -11,7 +11,6 @@ on inputs the notebook never uses, which needs the grading engine's function pro
 """
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat

@@ -9,7 +9,6 @@ returns an :class:`Execution` saying what happened, and no process of the notebo
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -26,7 +25,6 @@ from .sandbox import Jail, Limits
 
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
 INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed
-log = logging.getLogger("edsgrade")
 
 #: what a cell error says about which limit was hit
 LIMIT_ERRORS = {"MemoryError": "memory", "BlockingIOError": "processes"}

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..master import Question, load_test_cases
-from ..plaindata import TAG, Unavailable, decode, decode_names, encode
+from ..plaindata import Unavailable, decode, decode_names, encode
 
 
 class StudentCodeError(Exception):
