@@ -100,7 +100,8 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 
 def _bind(host: str, root: str, writable: bool = False) -> None:
-    target = root + host if not host.startswith(root) else host
+    """Bind-mount ``host`` at the same path under ``root``, read-only unless ``writable``."""
+    target = root + host
     if os.path.isdir(host):
         os.makedirs(target, exist_ok=True)
     else:
