@@ -8,7 +8,9 @@ Screenshots and the hub's log go to ``test-artifacts/hub/``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import os
 import pwd
 import secrets
@@ -113,6 +115,8 @@ def hub():
     for name in test_users():  # left over by a killed run
         system.remove_user(name)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
     base = Path(tempfile.mkdtemp(prefix="edsgrade-hubtest-", dir="/tmp"))
     base.chmod(0o755)
     port, hub_port, proxy_port, service_port = free_ports(4)
@@ -128,6 +132,8 @@ def hub():
     built = cli(Path(settings.course_dir), "build", A)  # as root, like an administrator would
     assert built.returncode == 0, built.stderr + built.stdout
     system.own_course(settings)
+    # the same built course for the local pipeline that the hub's scores are compared with
+    shutil.copytree(settings.course_dir, base / "local")
     proc.start()
     client = HubClient(settings.url, settings.admin_token)
     state = SimpleNamespace(settings=settings, proc=proc, client=client, course=Course(settings.course_dir),
@@ -237,3 +243,201 @@ def test_students_cannot_read_each_other_or_the_course(hub):
     seen = probe_as(GRADER, {"a submission": submission_of(hub, names[0]) / f"{A}.ipynb",
                              "a home": Path(pwd.getpwnam(names[0]).pw_dir)})
     assert seen == {"a submission": "read", "a home": "denied"}
+
+
+# ---- a student in a real browser (Debian's chromium, driven by Playwright) -------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def browser_login(browser, hub, name: str, then: str = ""):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto(f"{hub.settings.url}/hub/login" + (f"?next={then}" if then else ""))
+    page.fill("#username_input", name)
+    page.fill("#password_input", hub.settings.password)
+    page.click("#login_submit")
+    return context, page
+
+
+def open_assignment_list(page):
+    page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Assignment List").click()
+    return page.locator(".nbgrader-AssignmentList, #assignment-list, .lm-Widget:has(#released_assignments_list)").first
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str):
+    try:
+        yield
+    except BaseException:
+        shot(page, f"failed-{name}")
+        raise
+
+
+def test_browser_student_fetches_runs_a_check_and_submits(hub, browser):
+    context, page = browser_login(browser, hub, WEB_STUDENT)
+    with screenshot_on_failure(page, "student-fetch-run-submit"):
+        student_fetches_runs_and_submits(hub, page)
+    hub.browser["page"] = page
+
+
+def student_fetches_runs_and_submits(hub, page):
+    page.wait_for_url(f"**/user/{WEB_STUDENT}/lab**", timeout=300_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    open_assignment_list(page)
+    released = page.locator("#released_assignments_list")
+    released.get_by_text(A).first.wait_for()
+    shot(page, "1-student-assignment-list")
+    released.get_by_role("button", name="Fetch").click()
+    fetched = page.locator("#fetched_assignments_list")
+    fetched.get_by_text(A).first.wait_for()
+    # open the notebook from the list, run it from the top down to the first check (answers blank)
+    fetched.get_by_role("button", name=A).click()
+    page.locator(f"#nbgrader-eds-{A}").get_by_text(A).click()
+    shot(page, "2-student-fetched")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=180_000)
+    # run the first cell (it loads the checks), then the check of question 1 (its answer is blank)
+    idle = "() => ![...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'))"
+    page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea-editor").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_timeout(300)
+    page.wait_for_function(idle, timeout=120_000)
+    check = page.locator(".jp-Notebook .jp-CodeCell").filter(
+        has=page.locator(".cm-line", has_text=re.compile(r'^grader\.check\("q1"\)$')))
+    for _ in range(40):  # the notebook renders the cells near the view only: scroll down to it
+        if check.count():
+            break
+        page.mouse.move(800, 500)
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(250)
+    check.first.scroll_into_view_if_needed()
+    check.first.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_timeout(300)
+    page.wait_for_function(idle, timeout=120_000)
+    result = check.first.locator(".jp-OutputArea-output")
+    result.wait_for(timeout=120_000)
+    text = result.inner_text()
+    assert "q1" in text and ("fail" in text.lower() or "error" in text.lower()), text
+    shot(page, "3-student-ran-check-q1")
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1000)
+    open_assignment_list(page)
+    page.locator("#fetched_assignments_list").get_by_role("button", name="Submit").click()
+    page.locator("#submitted_assignments_list").get_by_text(A).first.wait_for(timeout=120_000)
+    shot(page, "4-student-submitted")
+    assert submission_of(hub, WEB_STUDENT).is_dir()
+
+
+# ---- the instructor collects, the hub grades, feedback goes back ------------------------------
+
+def test_instructor_collects_in_the_formgrader(hub):
+    out = hub.instructor.post(f"/assignment/{A}/collect")
+    assert out["success"], out
+    assert hub.course.submitted_students(A) == sorted([*STUDENTS, WEB_STUDENT])
+    listed = hub.instructor.call("GET", "/formgrader/api/submissions/" + A).json()
+    assert {s["student"] for s in listed} >= set(STUDENTS)
+
+
+def test_hub_grades_like_the_local_pipeline(hub):
+    graded = cli(Path(hub.settings.course_dir), "hub-grade", A, "--state-dir", hub.settings.state_dir)
+    assert graded.returncode == 0, graded.stderr + graded.stdout
+    assert pwd.getpwuid(Path(hub.settings.course_dir, "gradebook.db").stat().st_uid).pw_name == GRADER
+    with hub.course.gradebook() as gb:
+        hub_scores = {s: gb.find_submission(A, s).score for s in [*STUDENTS, WEB_STUDENT]}
+    # the same notebooks through the local exchange and the local grading
+    local = Course(hub.base / "local", overrides=Config({"Exchange": {"root": str(hub.base / "local-exchange")}}))
+    exchange.release(local, A)
+    for name in STUDENTS:
+        folder = exchange.fetch(local, A, name, replace=True)
+        nbformat.write(hub.notebooks[name], folder / f"{A}.ipynb")
+        exchange.submit(local, A, name)
+    exchange.collect(local, A)
+    results = {r.student: r for r in grade_assignment(local, A, list(STUDENTS), progress=False)}
+    for name in STUDENTS:
+        assert hub_scores[name] == pytest.approx(results[name].score), name
+    full, partial, blank = (hub_scores[n] for n in STUDENTS)
+    assert full == pytest.approx(results[f"{PREFIX}ada"].max_score) and full > partial > blank
+    hub.scores = hub_scores
+
+
+def test_feedback_reaches_each_student_and_only_them(hub):
+    out = hub.instructor.post(f"/assignment/{A}/release_feedback")
+    assert out["success"], out
+    released = list((Path(hub.settings.exchange_root) / "eds" / "feedback").glob("*.html"))
+    assert len(released) == len(STUDENTS) + 1
+    for name, server in hub.servers.items():
+        out = server.action("fetch_feedback", A)
+        mine = [a for a in out["value"] if a["assignment_id"] == A and a["status"] == "submitted"]
+        assert mine and mine[0].get("has_local_feedback"), out
+        stamps = server.get(f"{A}/feedback")["content"]
+        assert len(stamps) == 1, stamps
+        page = server._call("GET", f"/api/contents/{stamps[0]['path']}/{A}.html",
+                            params={"type": "file", "format": "text"}).json()["content"]
+        assert f"feedback for {name}" in page
+        assert f"{hub.scores[name]:g} / " in page
+        assert not [other for other in [*STUDENTS, WEB_STUDENT] if other != name and other in page]
+    names = list(STUDENTS)
+    other_feedback = Path(pwd.getpwnam(names[1]).pw_dir) / A / "feedback"
+    assert probe_as(names[0], {"other's feedback": other_feedback}) == {"other's feedback": "denied"}
+
+
+def test_browser_student_sees_feedback(hub, browser):
+    page = hub.browser["page"]
+    with screenshot_on_failure(page, "student-feedback"):
+        page.goto(f"{hub.settings.url}/user/{WEB_STUDENT}/lab")
+        page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+        open_assignment_list(page)
+        submitted = page.locator("#submitted_assignments_list")
+        submitted.get_by_text(A).first.wait_for()
+        submitted.get_by_role("button", name="Fetch Feedback").click()
+        link = submitted.get_by_text(re.compile("view feedback", re.I)).first
+        link.wait_for(timeout=120_000)
+        shot(page, "5-student-feedback-fetched")
+        with page.context.expect_page(timeout=60_000) as opened:
+            link.click()
+        feedback = opened.value
+        feedback.wait_for_load_state()
+        feedback.get_by_text(f"feedback for {WEB_STUDENT}").first.wait_for()
+        assert f"{hub.scores[WEB_STUDENT]:g} / " in feedback.content()
+        shot(feedback, "6-student-feedback-page")
+
+
+def test_browser_instructor_opens_the_formgrader(hub, browser):
+    context, page = browser_login(browser, hub, INSTRUCTOR, then=f"/services/{hub.settings.course_id}/formgrader")
+    with screenshot_on_failure(page, "instructor-formgrader"):
+        page.wait_for_url("**/services/eds/formgrader**", timeout=120_000)
+        page.get_by_text("Manage Assignments").first.wait_for()
+        page.get_by_text(A).first.wait_for()
+        shot(page, "7-instructor-formgrader")
+    context.close()
+
+
+def test_teardown_stops_hub_proxy_servers_and_removes_users(hub):
+    hub.browser["page"].context.close()
+    assert processes_of(list(STUDENTS)), "the students' servers should be running before the hub stops"
+    hub.proc.stop()
+    time.sleep(1)
+    assert processes_of(test_users()) == []
+    for port in (hub.settings.port, hub.settings.hub_port, hub.settings.proxy_api_port, hub.settings.service_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
+    for name in test_users():
+        system.remove_user(name)
+    assert test_users() == []
