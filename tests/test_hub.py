@@ -347,10 +347,15 @@ def student_fetches_runs_and_submits(hub, page):
 
 # ---- the instructor collects, the hub grades, feedback goes back ------------------------------
 
+def handed_in(hub) -> list[str]:
+    """The students who submitted: the API students, and the browser student when its test ran."""
+    return [*STUDENTS, *([WEB_STUDENT] if "page" in hub.browser else [])]
+
+
 def test_instructor_collects_in_the_formgrader(hub):
     out = hub.instructor.post(f"/assignment/{A}/collect")
-    assert out["success"], out
-    assert hub.course.submitted_students(A) == sorted([*STUDENTS, WEB_STUDENT])
+    assert out["success"], out.get("error", out)[-4000:]
+    assert hub.course.submitted_students(A) == sorted(handed_in(hub))
     listed = hub.instructor.call("GET", "/formgrader/api/submissions/" + A).json()
     assert {s["student"] for s in listed} >= set(STUDENTS)
 
@@ -360,7 +365,7 @@ def test_hub_grades_like_the_local_pipeline(hub):
     assert graded.returncode == 0, graded.stderr + graded.stdout
     assert pwd.getpwuid(Path(hub.settings.course_dir, "gradebook.db").stat().st_uid).pw_name == GRADER
     with hub.course.gradebook() as gb:
-        hub_scores = {s: gb.find_submission(A, s).score for s in [*STUDENTS, WEB_STUDENT]}
+        hub_scores = {s: gb.find_submission(A, s).score for s in handed_in(hub)}
     # the same notebooks through the local exchange and the local grading
     local = Course(hub.base / "local", overrides=Config({"Exchange": {"root": str(hub.base / "local-exchange")}}))
     exchange.release(local, A)
@@ -379,9 +384,9 @@ def test_hub_grades_like_the_local_pipeline(hub):
 
 def test_feedback_reaches_each_student_and_only_them(hub):
     out = hub.instructor.post(f"/assignment/{A}/release_feedback")
-    assert out["success"], out
+    assert out["success"], out.get("error", out)[-4000:]
     released = list((Path(hub.settings.exchange_root) / "eds" / "feedback").glob("*.html"))
-    assert len(released) == len(STUDENTS) + 1
+    assert len(released) == len(handed_in(hub))
     for name, server in hub.servers.items():
         out = server.action("fetch_feedback", A)
         mine = [a for a in out["value"] if a["assignment_id"] == A and a["status"] == "submitted"]
@@ -392,7 +397,7 @@ def test_feedback_reaches_each_student_and_only_them(hub):
                             params={"type": "file", "format": "text"}).json()["content"]
         assert f"feedback for {name}" in page
         assert f"{hub.scores[name]:g} / " in page
-        assert not [other for other in [*STUDENTS, WEB_STUDENT] if other != name and other in page]
+        assert not [other for other in handed_in(hub) if other != name and other in page]
     names = list(STUDENTS)
     other_feedback = Path(pwd.getpwnam(names[1]).pw_dir) / A / "feedback"
     assert probe_as(names[0], {"other's feedback": other_feedback}) == {"other's feedback": "denied"}
@@ -430,7 +435,8 @@ def test_browser_instructor_opens_the_formgrader(hub, browser):
 
 
 def test_teardown_stops_hub_proxy_servers_and_removes_users(hub):
-    hub.browser["page"].context.close()
+    if "page" in hub.browser:
+        hub.browser["page"].context.close()
     assert processes_of(list(STUDENTS)), "the students' servers should be running before the hub stops"
     hub.proc.stop()
     time.sleep(1)
