@@ -141,11 +141,13 @@ def cmd_hub(args: argparse.Namespace) -> None:
     from .course import find_course_root
     from .hub.launcher import run_hub
     from .hub.settings import HubSettings
+    from .hub.system import default_singleuser_python
 
     password = args.password or os.environ.get("EDSGRADE_HUB_PASSWORD") or secrets.token_urlsafe(9)
     settings = HubSettings(state_dir=args.state_dir, course_dir=args.hub_course_dir or f"{args.state_dir}/eds",
                            exchange_root=args.exchange, instructors=args.instructor or ["instructor"],
-                           password=password, ip=args.ip, port=args.port, python=args.python,
+                           password=password, ip=args.ip, port=args.port,
+                           python=args.python or default_singleuser_python(),
                            extra_config=args.config)
     console.print(f"log in at http://{'localhost' if args.ip in ('127.0.0.1', '0.0.0.0') else args.ip}:{args.port} "
                   f"with any user name (instructors: {', '.join(settings.instructors)}) and the password: {password}",
@@ -210,7 +212,8 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--state-dir", default="/srv/edsgrade", help="hub state and course folder (default /srv/edsgrade)")
     h.add_argument("--hub-course-dir", help="the hub's course directory (default STATE_DIR/eds)")
     h.add_argument("--exchange", default="/srv/nbgrader/exchange", help="nbgrader exchange root")
-    h.add_argument("--python", default=sys.executable, help="Python of the single-user environment (default: this one)")
+    h.add_argument("--python", help="Python of the single-user environment (default: this one if the students' "
+                                    "users can run it, else /opt/edsgrade/venv built by `make hub-env`)")
     h.add_argument("--config", help="extra JupyterHub configuration file loaded last (e.g. single sign-on)")
     hg = command("hub-grade", cmd_hub_grade, "grade collected submissions on the course hub and write feedback (as root)")
     hg.add_argument("--state-dir", default="/srv/edsgrade", help="the hub's state folder (default /srv/edsgrade)")

@@ -26,6 +26,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..course import CourseError
@@ -49,6 +50,25 @@ def require_root() -> None:
     if os.geteuid() != 0:
         raise HubSetupError("the course hub runs as root (it creates a system user per student and starts "
                             "their servers as them): run `sudo make hub` or `sudo edsgrade hub`.")
+
+
+#: where ``make hub-env`` builds the single-user environment when the repository's is not world-readable
+SHARED_ENV_PYTHON = "/opt/edsgrade/venv/bin/python"
+
+
+def usable_by_others(python: str, probe_user: str = "nobody") -> bool:
+    """Whether ``python`` imports the single-user packages when run as ``probe_user``."""
+    proc = subprocess.run(["runuser", "-u", probe_user, "--", python, "-c", SINGLEUSER_IMPORTS],
+                          capture_output=True, text=True, cwd="/", timeout=120)
+    return proc.returncode == 0
+
+
+def default_singleuser_python() -> str:
+    """This environment's Python if the students' users can run it, else the one ``make hub-env``
+    builds in /opt/edsgrade/venv (when it exists), else this one (the check then says what to do)."""
+    if os.geteuid() == 0 and not usable_by_others(sys.executable) and Path(SHARED_ENV_PYTHON).exists():
+        return SHARED_ENV_PYTHON
+    return sys.executable
 
 
 def check_singleuser_python(python: str, probe_user: str = "nobody") -> None:
