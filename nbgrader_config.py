@@ -21,7 +21,11 @@ c.Exchange.path_includes_course = False  # students/S/A, not students/S/eds/A
 # Student release: keep the data and the public checks, never the instructor's files.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".OTTER_LOG"]
 
-# Grading (edsgrade): per-cell and per-submission wall-clock limits, in seconds. A master
-# notebook can override them in its metadata ("edsgrade": {"cell_timeout": ..., "timeout": ...}).
+# Grading (edsgrade): per-cell and per-submission wall-clock limits, in seconds, and the sandbox's
+# resource limits. Per assignment: c.Grader.assignments = {"lab1-calibration": {"timeout": 600}};
+# a master notebook can override them in its metadata ("edsgrade": {"cell_timeout": ..., "timeout": ...}).
 c.Grader.cell_timeout = 120
 c.Grader.timeout = 900
+c.Grader.memory = 4096  # MiB of address space per process of a submission
+c.Grader.workers = 0  # submissions graded at once; 0 = one per CPU core
+c.Grader.sandbox = "auto"  # full sandbox when run as root; "on" refuses to grade without it

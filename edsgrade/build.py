@@ -34,14 +34,13 @@ from traitlets.config import Config
 
 from . import datasets
 from .course import Course, CourseError
-from .grading.executor import NotebookExecutor
-from .grading.judge import judge_all
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
-from .master import Master, is_test_cell, load_master, strip_authoring_imports
+from .master import Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
 from .plaindata import Unavailable, decode_names
 
 log = logging.getLogger("edsgrade")
+CODEC_SOURCE = (Path(__file__).resolve().parent / "plaindata.py").read_text()
 OTTER_INIT = ('# Run this cell first: it loads the checks of this assignment (grader.check("q1") etc.).\n'
               'import otter\n'
               'grader = otter.Notebook(tests_dir="tests")')
@@ -67,6 +66,8 @@ class ReleaseChecks(NbGraderPreprocessor):
                 cell.source = release_test_source(cell.metadata["nbgrader"]["grade_id"])
             else:
                 cell.source = strip_authoring_imports(cell.source)
+        settings = nb.metadata.get("edsgrade", {})  # hidden draws (variants) stay on the instructor's side
+        nb.metadata["edsgrade"] = {k: settings[k] for k in ("dataset", "seed") if k in settings}
         init = nbformat.v4.new_code_cell(OTTER_INIT)
         init.metadata.update({"editable": False, "deletable": False, "tags": ["otter-init"]})
         nb.cells.insert(0, init)
@@ -121,34 +122,52 @@ def generate_data(master: Master, dest: Path, seed: int | None = None) -> list[P
         raise BuildError(f"{master.path}: {exc.args[0]}") from exc
 
 
-def executor_for(course: Course, master: Master, **overrides: Any) -> NotebookExecutor:
-    """The executor with the course's limits, the master's overrides, then explicit ones."""
-    g = course.grader
-    settings = {"cell_timeout": g.cell_timeout, "timeout": g.timeout, "startup_timeout": g.startup_timeout,
-                "kernel_name": g.kernel_name, "output_limit": g.output_limit}
-    settings.update({k: master.settings[k] for k in ("cell_timeout", "timeout") if k in master.settings})
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return NotebookExecutor(**settings)
-
-
 def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dict[str, dict[str, Any]], float]:
     """Run the master in ``workdir``; return, per question, the encoded reference values, and the run time.
 
-    Raises :class:`BuildError` if a cell of the master fails or a case fails on the solution.
+    The master runs in the same engine as the submissions; at each test cell its variables are
+    captured, and every case (public and hidden) is judged on them, with the master's own values
+    as ``ref``. Raises :class:`BuildError` if a cell fails or a case fails on the solution.
     """
+    from .grading.engine import GradingOptions, start_executor
+    from .grading.executor import SessionGone
+    from .grading.judge import QuestionResult, judge_question, proxy_values
+
     prepared = prepare(master.notebook, master, is_master=True)
-    execution = executor_for(course, master).execute(prepared.notebook, workdir, prepared.captures)
+    checkpoints = {i: gid for i, (gid, _) in prepared.captures.items()}
+    names = {gid: n for gid, n in prepared.captures.values()}
+    captured: dict[str, dict[str, Any]] = {}
+
+    def on_checkpoint(grade_id: str, session: Any) -> QuestionResult:
+        question = master.question(grade_id)
+        try:
+            encoded = session.capture(names[grade_id])
+        except SessionGone:
+            return judge_question(question, None, None)
+        captured[grade_id] = {n: encoded[n] for n in question.ref_names if n in encoded}
+        own = {n: v for n, v in decode_names(captured[grade_id]).items() if not isinstance(v, Unavailable)}
+        return judge_question(question, proxy_values(encoded, session), own)
+
+    executor = start_executor(master, GradingOptions.resolve(course, master))
+    try:
+        execution = executor.execute(prepared.notebook, workdir, checkpoints, on_checkpoint)
+    finally:
+        executor.pool.close()
     if execution.problems:
         details = "; ".join(p.describe() for p in execution.problems)
         raise BuildError(f"{master.path}: the master notebook does not run top to bottom: {details}. "
                          "Fix it (run it in Jupyter) and build again.")
-    captured = execution.captures
     problems = []
     for q in master.questions:
+        read_through_ref = ref_attributes(q.source)  # a function the cases only call needs no reference value
         for name, value in decode_names(captured.get(q.grade_id, {})).items():
-            if isinstance(value, Unavailable):
-                problems.append(f"{q.grade_id}: {value.message()}")
-    for qr in judge_all(master.questions, captured, captured):
+            if isinstance(value, Unavailable) and name in read_through_ref:
+                problems.append(f"{q.grade_id}: ref.{name} must be plain data (numbers, strings, arrays, "
+                                f"data frames...): {value.message()}")
+        qr = execution.checkpoints.get(q.grade_id)
+        if qr is None:
+            problems.append(f"{q.grade_id}: the master never reached this test cell")
+            continue
         problems += [f"{qr.grade_id}: case {c.name} fails on the reference solution: {c.message}"
                      for c in qr.cases if not c.passed]
     if problems:
@@ -179,8 +198,6 @@ def test_file_source(master: Master, grade_id: str, public: bool, ref: dict[str,
              "        case.name = case.name or case.test_func.__name__\n\n\n"
              "_edsgrade_name_cases(globals())\n")
     if ref is not None and any("ref" in c.params for c in q.cases):
-        from .grading.executor import CODEC_SOURCE
-
         blob = base64.b64encode(zlib.compress(json.dumps(ref).encode())).decode()
         text += (
             "\n\n# Reference values of the master solution, bound to the `ref` parameter of the cases\n"
@@ -245,6 +262,10 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
         refs, master_seconds = reference_values(course, master, work)
     (out / REF_FILE).write_text(json.dumps({"assignment": assignment, "master": master_digest(master),
                                             "seed": master.settings.get("seed", 0), "values": refs}))
+
+    from .grading.variants import build_variants
+
+    build_variants(course, master, echo)
 
     echo(f"[{assignment}] nbgrader generate_assignment -> {release}")
     from nbgrader.apps import NbGraderAPI

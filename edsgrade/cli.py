@@ -88,16 +88,14 @@ def _print_results(course: Course, assignment: str, results) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
-    from .grading.autograde import grade_assignment
+    from .grading.autograde import grade_run
 
     course = _course(args)
-    results = grade_assignment(course, args.assignment, args.student or None, cell_timeout=args.cell_timeout,
-                               timeout=args.timeout, progress=not args.quiet)
-    times = [r.seconds for r in results]
-    _print_results(course, args.assignment, results)
-    if times:
-        console.print(f"graded {len(results)} submissions in {sum(times):.1f} s "
-                      f"(mean {sum(times) / len(times):.1f} s, max {max(times):.1f} s)")
+    run = grade_run(course, args.assignment, args.student or None, cell_timeout=args.cell_timeout,
+                    timeout=args.timeout, memory=args.memory, sandbox=args.sandbox, progress=not args.quiet,
+                    force=args.force, workers=args.workers, backend=args.backend, scheduler=args.scheduler)
+    _print_results(course, args.assignment, run.results)
+    console.print(run.summary())
 
 
 def cmd_feedback(args: argparse.Namespace) -> None:
@@ -196,6 +194,14 @@ def parser() -> argparse.ArgumentParser:
     g = command("grade", cmd_grade, "autograde collected submissions and record the scores")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
     g.add_argument("--cell-timeout", type=int, help="seconds allowed per cell (default from nbgrader_config.py)")
+    g.add_argument("--memory", type=int, help="memory limit of a submission in MiB (default 4096)")
+    g.add_argument("--workers", type=int, help="submissions graded at once (default: one per CPU core)")
+    g.add_argument("--force", action="store_true", help="regrade submissions already graded and unchanged")
+    g.add_argument("--backend", choices=("local", "dask"), default="local",
+                   help="local worker threads (default) or a Dask distributed cluster")
+    g.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --backend dask)")
+    g.add_argument("--sandbox", choices=("auto", "on", "off"),
+                   help="auto (default: full sandbox when root), on (required), off (trusted notebooks only)")
     g.add_argument("--timeout", type=int, help="seconds allowed per submission")
     f = command("feedback", cmd_feedback, "write HTML feedback for graded submissions into feedback/")
     f.add_argument("--student", action="append", help="only this student (repeatable)")

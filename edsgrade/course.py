@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from traitlets import Float, Integer, Unicode
+from traitlets import Dict, Integer, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -25,13 +25,25 @@ class CourseError(RuntimeError):
 
 
 class Grader(Configurable):
-    """Grading settings (``c.Grader.*`` in ``nbgrader_config.py``; a master's metadata may override)."""
+    """Grading settings (``c.Grader.*`` in ``nbgrader_config.py``).
+
+    Per assignment, ``c.Grader.assignments = {"lab1-calibration": {"timeout": 600}}`` overrides
+    them, and so does the master notebook's metadata (``"edsgrade": {"timeout": 600}``), in that
+    order; the command line (``edsgrade grade --cell-timeout``) comes last.
+    """
 
     cell_timeout = Integer(120, help="Wall-clock limit for one cell, in seconds.").tag(config=True)
-    timeout = Integer(900, help="Wall-clock limit for a whole submission, in seconds.").tag(config=True)
-    startup_timeout = Integer(120, help="Time allowed for a kernel to start, in seconds.").tag(config=True)
-    kernel_name = Unicode("python3", help="Jupyter kernel that runs submissions.").tag(config=True)
+    timeout = Integer(900, help="Wall-clock limit for all the cells of a submission, in seconds.").tag(config=True)
+    memory = Integer(4096, help="Memory (address space) of a submission's process, in MiB.").tag(config=True)
+    cpu_time = Integer(1800, help="CPU time of a submission's process, in seconds.").tag(config=True)
+    processes = Integer(64, help="Processes and threads a submission may run at once.").tag(config=True)
+    file_size = Integer(256, help="Largest file a submission may write, in MiB.").tag(config=True)
+    open_files = Integer(256, help="Files a submission's process may hold open.").tag(config=True)
     output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
+    workers = Integer(0, help="Submissions graded at once (0: one per CPU core).").tag(config=True)
+    sandbox = Unicode("auto", help="'auto' (full sandbox when run as root), 'on' (required) or "
+                                   "'off' (trusted notebooks only: resource limits, no isolation).").tag(config=True)
+    assignments = Dict(help="Per-assignment overrides of the settings above, by assignment name.").tag(config=True)
 
 
 def find_course_root(start: Path | str | None = None) -> Path:

@@ -171,7 +171,7 @@ def load_test_cases(source: str, where: str = "<test cell>") -> list[Any]:
     return [v for v in namespace.values() if isinstance(v, test_case)]
 
 
-def _ref_attributes(source: str) -> set[str]:
+def ref_attributes(source: str) -> set[str]:
     """Names read from ``ref`` in a test cell: ``ref.x`` and ``ref["x"]``."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
@@ -220,7 +220,7 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
     if abs(total - points) > 1e-9:
         raise AuthoringError(f"{where}: the cases add up to {total:g} points but the cell is worth {points:g}; "
                              "make the nbgrader points equal the sum of the cases' points.")
-    ref_names = sorted(_ref_attributes(full) | ({*names} if any("ref" in c.params for c in cases) else set()))
+    ref_names = sorted(ref_attributes(full) | ({*names} if any("ref" in c.params for c in cases) else set()))
     return Question(grade_id, points, index, full, public_src, cases, names, ref_names)
 
 

@@ -112,9 +112,10 @@ def _encode(value: Any, depth: int) -> Any:
                 "items": [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in value.items()]}
     if isinstance(value, (set, frozenset)):
         return {TAG: "set", "items": [_encode(v, depth + 1) for v in value]}
+    kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
     if callable(value):
-        raise UnsupportedValue(f"a {type(value).__name__} (function or object) is not plain data")
-    raise UnsupportedValue(f"values of type {type(value).__module__}.{type(value).__qualname__} are not plain data")
+        raise UnsupportedValue(f"it is a callable {kind}")
+    raise UnsupportedValue(f"it is a {kind} object")
 
 
 def encode(value: Any) -> Any:

@@ -14,6 +14,8 @@ from typing import Callable
 #: dataset name (as written in a master notebook's ``edsgrade.dataset`` metadata) -> module
 REGISTRY: dict[str, str] = {
     "river": "edsgrade.datasets.river",
+    "volcano": "edsgrade.datasets.volcano",
+    "location": "edsgrade.datasets.location",
 }
 
 Generator = Callable[[Path, int], list[Path]]

@@ -1,40 +1,41 @@
-"""Execute a notebook and capture, at given cells, the values the judge needs, as plain data.
+"""Run one notebook in a sandboxed process, one cell at a time, and stop at its checkpoints.
 
-This is the one stage the grading-engine work replaces (sandbox, warm pool): anything with the
-same ``execute(notebook, cwd, captures) -> Execution`` method can grade. This executor runs the
-notebook in an nbclient kernel (a separate process), one cell at a time, with a per-cell and a
-per-notebook wall-clock limit; an error in a cell is recorded and execution goes on; a cell that
-never returns is interrupted, and the kernel is killed if it does not come back.
+:class:`SandboxExecutor` forks a confined interpreter from the warm pool for each notebook, sends
+it the cells, enforces the wall-clock limits (per cell and per notebook), and at every checkpoint
+(a question's test cell) hands a :class:`Session` to the caller, who captures plain values and
+calls the student's functions through it, *outside* the student's process. Whatever the notebook
+does (loop, crash, exhaust a limit, flood the output, exit), :meth:`SandboxExecutor.execute`
+returns an :class:`Execution` saying what happened, and no process of the notebook survives it.
 """
 from __future__ import annotations
 
-import logging
-import shutil
-import tempfile
+import os
+import signal
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nbformat
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
 
-TIMEOUT_ENAME = "CellTimeoutError"
+from . import protocol, sandbox
+from .pool import WarmPool
+from .sandbox import Jail, Limits
+
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
-CAPTURE_MIME = "application/vnd.edsgrade.capture+json"
-CODEC_SOURCE = (Path(__file__).resolve().parent.parent / "plaindata.py").read_text()
-log = logging.getLogger("edsgrade")
+INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed
+
+#: what a cell error says about which limit was hit
+LIMIT_ERRORS = {"MemoryError": "memory", "BlockingIOError": "processes"}
 
 
 @dataclass
 class CellProblem:
-    """Something that went wrong in one cell."""
+    """Something that went wrong in one cell (``cell`` = -1: outside any cell)."""
 
     cell: int
-    kind: str  # "error", "timeout", "kernel-died"
+    kind: str  # error | timeout | died | limit
     ename: str = ""
     evalue: str = ""
 
@@ -42,9 +43,11 @@ class CellProblem:
         if self.kind == "timeout" and self.ename == NOTEBOOK_TIMEOUT:
             return f"cell {self.cell} and the cells after it were not run: {self.evalue}"
         if self.kind == "timeout":
-            return f"cell {self.cell} did not finish within the time limit ({self.evalue}) and was interrupted"
-        if self.kind == "kernel-died":
-            return f"the Python process died while running cell {self.cell} ({self.evalue or 'killed'})"
+            return f"cell {self.cell} did not finish within the time limit ({self.evalue})"
+        if self.kind == "died":
+            return f"the notebook's Python process stopped while running cell {self.cell}: {self.evalue}"
+        if self.kind == "limit":
+            return f"cell {self.cell} hit the sandbox's {self.ename} limit: {self.evalue}"
         if self.ename == "NotImplementedError" and not self.evalue:
             return f"cell {self.cell} is not answered yet (it still raises NotImplementedError)"
         return f"cell {self.cell} raised {self.ename}: {self.evalue}"
@@ -55,157 +58,268 @@ class Execution:
     """What executing one notebook produced."""
 
     notebook: nbformat.NotebookNode
-    captures: dict[str, dict[str, Any]] = field(default_factory=dict)  # grade_id -> name -> encoded value
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # grade_id -> what on_checkpoint returned
     problems: list[CellProblem] = field(default_factory=list)
-    status: str = "completed"  # completed | timeout | kernel-died | kernel-failed
-    seconds: float = 0.0
+    status: str = "completed"  # completed | timeout | died | failed
+    limits_hit: list[str] = field(default_factory=list)  # cell-time, notebook-time, memory, cpu-time, ...
+    seconds: float = 0.0  # wall time of the student's cells (checkpoints excluded)
+    sandboxed: bool = True
 
     def summary(self) -> dict[str, Any]:
-        return {"status": self.status, "seconds": round(self.seconds, 2),
-                "problems": [asdict(p) for p in self.problems]}
+        return {"status": self.status, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
+                "sandboxed": self.sandboxed, "problems": [asdict(p) for p in self.problems]}
 
 
-def capture_code(names: list[str]) -> str:
-    """Kernel-side code that displays the plain-data encoding of ``names`` (and defines nothing)."""
-    return (
-        "def __edsgrade_capture(_names, _g=globals()):\n"
-        "    _codec = {'__name__': 'edsgrade_plaindata'}\n"
-        f"    exec(compile({CODEC_SOURCE!r}, '<edsgrade-plaindata>', 'exec'), _codec)\n"
-        "    from IPython.display import display\n"
-        f"    display({{{CAPTURE_MIME!r}: _codec['encode_names'](_g, _names)}}, raw=True)\n"
-        f"__edsgrade_capture({names!r})\n"
-        "del __edsgrade_capture\n"
-    )
+class SessionGone(RuntimeError):
+    """The sandboxed process is no longer available (dead, killed, or out of time)."""
 
 
-def _truncate_outputs(cell: Any, limit: int) -> None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream" and len(out.get("text", "")) > limit:
-            out["text"] = out["text"][:limit] + f"\n... [output truncated after {limit} characters]\n"
+class Session:
+    """The grader's handle on one sandboxed notebook process."""
+
+    def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float) -> None:
+        self.pid, self.sock, self.jail = pid, sock, jail
+        self.max_bytes, self.call_timeout = max_bytes, call_timeout
+        self.alive = True
+        self.ended: str = ""  # why the process stopped, when it did
+
+    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send ``message``; return the reply. On timeout, interrupt, then kill, and raise :class:`SessionGone`.
+
+        A reply that arrives within the grace period after the interrupt is returned with
+        ``"timed_out": True``.
+        """
+        if not self.alive:
+            raise SessionGone(self.ended or "the notebook's process is gone")
+        try:
+            protocol.send(self.sock, message)
+            return protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=timeout)
+        except protocol.ChannelTimeout:
+            pass
+        except (protocol.ChannelClosed, OSError) as exc:
+            self.alive = False
+            raise SessionGone("the notebook's process died") from exc
+        except protocol.ProtocolError as exc:
+            self.alive = False
+            self.ended = f"output limit: {exc}"
+            raise SessionGone(self.ended) from exc
+        try:
+            os.kill(self.pid, signal.SIGINT)
+            reply = protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=INTERRUPT_GRACE)
+            reply["timed_out"] = True
+            return reply
+        except (OSError, protocol.ChannelTimeout, protocol.ChannelClosed, protocol.ProtocolError):
+            self.alive = False
+            self.ended = f"no answer within {timeout:.0f} s, even after an interrupt: stopped"
+            raise SessionGone(self.ended) from None
+
+    def capture(self, names: list[str]) -> dict[str, Any]:
+        """The plain-data encodings of ``names`` in the notebook's namespace."""
+        reply = self.request({"op": "capture", "names": names}, self.call_timeout)
+        values = reply.get("values")
+        if not isinstance(values, dict) or reply.get("timed_out"):
+            raise SessionGone("the notebook's process did not return its values")
+        return values
+
+    def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True) -> dict[str, Any]:
+        """Resolve ``name`` and ``path`` in the notebook, call it with encoded arguments; the raw reply."""
+        return self.request({"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
+                             "call": call}, self.call_timeout)
 
 
-class NotebookExecutor:
-    """Run notebooks in a Jupyter kernel with time limits, capturing values for the judge.
+def _text(value: Any, limit: int = 100_000) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def clean_outputs(items: Any) -> list[nbformat.NotebookNode]:
+    """nbformat outputs rebuilt from what the sandbox sent, keeping only well-formed fields."""
+    outputs: list[nbformat.NotebookNode] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("output_type")
+        if kind == "stream" and item.get("name") in ("stdout", "stderr"):
+            outputs.append(nbformat.v4.new_output("stream", name=item["name"], text=_text(item.get("text"), 1 << 22)))
+        elif kind in ("display_data", "execute_result") and isinstance(item.get("data"), dict):
+            data = {k: v for k, v in item["data"].items()
+                    if isinstance(k, str) and "/" in k and isinstance(v, (str, dict, list))}
+            extra = {"execution_count": item["execution_count"]} if kind == "execute_result" and isinstance(
+                item.get("execution_count"), int) else ({"execution_count": None} if kind == "execute_result" else {})
+            meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            outputs.append(nbformat.v4.new_output(kind, data=data, metadata=meta, **extra))
+        elif kind == "error":
+            trace = [_text(t, 5000) for t in item.get("traceback", []) if isinstance(t, str)][:50]
+            outputs.append(nbformat.v4.new_output("error", ename=_text(item.get("ename"), 200),
+                                                  evalue=_text(item.get("evalue"), 2000), traceback=trace))
+    return outputs
+
+
+def describe_status(status: int) -> tuple[str, str]:
+    """(limit or "", sentence) for a child's raw wait status."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+        if sig == signal.SIGXCPU:
+            return "cpu-time", "it used up its CPU-time limit (SIGXCPU)"
+        if sig == signal.SIGXFSZ:
+            return "file-size", "it wrote a file larger than the limit (SIGXFSZ)"
+        if sig == signal.SIGSEGV:
+            return "", "it crashed (segmentation fault, SIGSEGV)"
+        return "", f"it was killed by signal {name}"
+    if os.WIFEXITED(status):
+        return "", f"it exited with code {os.WEXITSTATUS(status)} (os._exit or a crash)"
+    return "", f"it stopped (status {status})"
+
+
+class SandboxExecutor:
+    """Execute notebooks in sandboxed processes forked from a warm pool.
 
     Parameters
     ----------
+    pool:
+        The :class:`WarmPool` to fork from (shared by every submission of a grading run).
     cell_timeout, timeout:
-        Wall-clock limits in seconds for one cell and for the whole notebook.
-    startup_timeout:
-        Time allowed for the kernel to start.
-    kernel_name:
-        The Jupyter kernel to use.
+        Wall-clock limits in seconds for one cell, and for all the cells of a notebook.
+    limits:
+        Resource limits (memory, CPU time, processes, file size, open files).
     output_limit:
-        Characters of stream output kept per cell.
+        Characters of text output kept per cell.
+    max_message:
+        Largest reply accepted from a sandbox, in bytes (captured values included).
+    confine:
+        Use the full sandbox (namespaces, own root, unprivileged user); default: when running as root.
     """
 
-    def __init__(self, cell_timeout: int = 120, timeout: int = 900, startup_timeout: int = 120,
-                 kernel_name: str = "python3", output_limit: int = 20_000) -> None:
-        self.cell_timeout = cell_timeout
-        self.timeout = timeout
-        self.startup_timeout = startup_timeout
-        self.kernel_name = kernel_name
-        self.output_limit = output_limit
+    def __init__(self, pool: WarmPool, *, cell_timeout: float = 120, timeout: float = 900,
+                 limits: Limits | None = None, output_limit: int = 20_000, max_message: int = 256 << 20,
+                 confine: bool | None = None) -> None:
+        self.pool = pool
+        self.cell_timeout, self.timeout = cell_timeout, timeout
+        self.limits = limits or Limits()
+        self.output_limit, self.max_message = output_limit, max_message
+        self.confine = sandbox.can_confine() if confine is None else confine
+        if self.confine and not sandbox.can_confine():
+            raise sandbox.SandboxError("the sandbox needs root on Linux (namespaces, chroot, a system user per slot); "
+                                       "run the grader as root, or turn confinement off for trusted notebooks only")
 
-    def execute(self, notebook: nbformat.NotebookNode, cwd: Path,
-                captures: dict[int, tuple[str, list[str]]]) -> Execution:
-        """Execute ``notebook`` in ``cwd``; at cell ``i`` in ``captures``, capture its names.
+    def execute(self, nb: nbformat.NotebookNode, workdir: Path, checkpoints: dict[int, str],
+                on_checkpoint: Callable[[str, Session], Any]) -> Execution:
+        """Run ``nb``'s code cells in ``workdir``; at each index of ``checkpoints``, call ``on_checkpoint``.
 
-        ``captures`` maps a cell index to ``(grade_id, names)``; those cells (the test cells) are
-        not run in the kernel, the values are captured there instead. Never raises for anything the
-        notebook does: problems are recorded in the returned :class:`Execution`.
+        Checkpoint cells are not run; ``on_checkpoint(grade_id, session)`` is called there instead
+        and its return value stored in :attr:`Execution.checkpoints`. Never raises for anything
+        the notebook does.
         """
-        start = time.monotonic()
-        nb = notebook  # executed in place: outputs are written into it
-        result = Execution(nb)
-        # IPC (Unix sockets) rather than TCP: nothing listens on a network port, and it keeps working
-        # when the kernel is moved into its own network namespace.
-        km = AsyncKernelManager(kernel_name=self.kernel_name, transport="ipc")
-        km.ip = str(Path(tempfile.mkdtemp(prefix="edsgrade-kernel-")) / "kernel")
-        client = NotebookClient(nb, km=km, timeout=self.cell_timeout, allow_errors=True,
-                                interrupt_on_timeout=True, startup_timeout=self.startup_timeout,
-                                error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "time limit reached"},
-                                kernel_name=self.kernel_name, resources={"metadata": {"path": str(cwd)}},
-                                record_timing=False, log=logging.getLogger("edsgrade.kernel"))
+        result = Execution(nb, sandboxed=self.confine)
+        slot = sandbox.acquire_slot() if self.confine else None
+        uid = gid = None
         try:
-            with client.setup_kernel():
-                for index, cell in enumerate(nb.cells):
-                    remaining = self.timeout - (time.monotonic() - start)
-                    if remaining <= 0:
-                        result.status = "timeout"
-                        result.problems.append(CellProblem(index, "timeout", NOTEBOOK_TIMEOUT,
-                                                           f"the notebook reached its {self.timeout} s limit"))
-                        break
-                    if cell.cell_type == "code" and cell.source.strip() and index not in captures:
-                        if not self._run_cell(client, cell, index, min(self.cell_timeout, remaining), result):
-                            break
-                    if index in captures:
-                        grade_id, names = captures[index]
-                        result.captures[grade_id] = self._capture(client, index, names)
-        except DeadKernelError as exc:
-            result.status = "kernel-died"
-            result.problems.append(CellProblem(-1, "kernel-died", "DeadKernelError", str(exc)))
-        except Exception as exc:  # kernel could not start, or the client broke: record, never crash the run
-            if not result.problems:
-                result.status = "kernel-failed"
-                result.problems.append(CellProblem(-1, "kernel-died", type(exc).__name__, str(exc)))
-        finally:
+            if slot is not None:
+                uid, gid = sandbox.sandbox_user(slot.index)
+                sandbox.kill_user(uid)  # anything a crashed earlier run may have left
+            sandbox.prepare_workdir(workdir, uid, gid)
+            jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits)
+            pid, sock = self.pool.spawn(jail, self.output_limit)
+            session = Session(pid, sock, jail, self.max_message, self.cell_timeout)
             try:
-                if km.has_kernel:
-                    run_sync(km.shutdown_kernel)(now=True)
-            except Exception:
-                log.warning("could not shut the kernel down cleanly")
-            shutil.rmtree(Path(km.ip).parent, ignore_errors=True)
-        result.seconds = time.monotonic() - start
+                self._run(nb, session, checkpoints, on_checkpoint, result)
+            finally:
+                self._end(session, result)
+        except sandbox.SandboxError as exc:
+            result.status = "failed"
+            result.problems.append(CellProblem(-1, "died", "SandboxError", str(exc)))
+        finally:
+            if slot is not None:
+                slot.release()
         return result
 
-    def _run_cell(self, client: NotebookClient, cell: Any, index: int, limit: float, result: Execution) -> bool:
-        """Run one cell; return False when execution cannot go on."""
+    def _run(self, nb: nbformat.NotebookNode, session: Session, checkpoints: dict[int, str],
+             on_checkpoint: Callable[[str, Session], Any], result: Execution) -> None:
+        for index, cell in enumerate(nb.cells):
+            if index in checkpoints:
+                result.checkpoints[checkpoints[index]] = on_checkpoint(checkpoints[index], session)
+            elif cell.cell_type == "code" and cell.source.strip():
+                remaining = self.timeout - result.seconds
+                if remaining <= 0:
+                    result.status = "timeout"
+                    result.limits_hit.append("notebook-time")
+                    result.problems.append(CellProblem(index, "timeout", NOTEBOOK_TIMEOUT,
+                                                       f"the notebook reached its {self.timeout:g} s limit"))
+                    return
+                started = time.monotonic()
+                try:
+                    self._run_cell(session, cell, index, min(self.cell_timeout, remaining), result)
+                finally:
+                    result.seconds += time.monotonic() - started
+            if not session.alive:
+                return
+
+    def _run_cell(self, session: Session, cell: Any, index: int, limit: float, result: Execution) -> None:
         try:
-            timed_out = self._execute(client, cell, index, limit)
-        except DeadKernelError as exc:
-            result.status = "kernel-died"
-            result.problems.append(CellProblem(index, "kernel-died", "DeadKernelError", str(exc)))
-            return False
-        finally:
-            _truncate_outputs(cell, self.output_limit)
-        if timed_out:
-            result.problems.append(CellProblem(index, "timeout", "TimeoutError", f"no result after {int(limit)} s"))
-            # nbclient has interrupted the kernel; if it does not answer now, it is gone for good.
-            if self._execute(client, nbformat.v4.new_code_cell("pass"), -1, 10):
+            reply = session.request({"op": "run", "source": cell.source}, limit)
+        except SessionGone as exc:
+            cell.outputs = []
+            if "no answer within" in str(exc):
                 result.status = "timeout"
-                return False
-            return True
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                result.problems.append(CellProblem(index, "error", out.get("ename", ""), out.get("evalue", "")))
-                break
-        return True
+                result.limits_hit.append("cell-time")
+                result.problems.append(CellProblem(index, "timeout", "TimeoutError",
+                                                   f"{limit:.0f} s; it ignored the interrupt and was stopped"))
+            elif str(exc).startswith("output limit"):
+                result.status = "died"
+                result.limits_hit.append("output")
+                result.problems.append(CellProblem(index, "limit", "output", str(exc)))
+            else:
+                result.status = "died"
+                result.problems.append(CellProblem(index, "died", "", ""))
+            return
+        if "fatal" in reply:
+            session.alive = False
+            raise sandbox.SandboxError(f"the sandbox could not be set up: {str(reply['fatal'])[-500:]}")
+        cell.outputs = clean_outputs(reply.get("outputs"))
+        if isinstance(reply.get("execution_count"), int):
+            cell.execution_count = reply["execution_count"]
+        if reply.get("truncated") and "output" not in result.limits_hit:
+            result.limits_hit.append("output")
+        if reply.get("timed_out"):
+            result.limits_hit.append("cell-time")
+            result.problems.append(CellProblem(index, "timeout", "TimeoutError", f"{limit:.0f} s; it was interrupted"))
+            return
+        error = reply.get("error")
+        if isinstance(error, dict):
+            ename, evalue = _text(error.get("ename"), 200), _text(error.get("evalue"), 2000)
+            limit_name = LIMIT_ERRORS.get(ename) or ("file-size" if "File too large" in evalue else "")
+            if limit_name:
+                result.limits_hit.append(limit_name)
+                result.problems.append(CellProblem(index, "limit", limit_name, f"{ename}: {evalue}"))
+            else:
+                result.problems.append(CellProblem(index, "error", ename, evalue))
 
-    @staticmethod
-    def _execute(client: NotebookClient, cell: Any, index: int, limit: float) -> bool:
-        """Execute ``cell`` within ``limit`` seconds; return True if it timed out.
-
-        On timeout nbclient interrupts the kernel itself and reports a ``CellTimeoutError`` reply
-        (``error_on_timeout``), which the ``on_cell_executed`` hook sees.
-        """
-        replies: list[dict[str, Any]] = []
-        client.on_cell_executed = lambda **kw: replies.append(kw.get("execute_reply") or {})
-        client.timeout = max(1, int(limit))
-        client.execute_cell(cell, index)
-        return any(r.get("content", {}).get("ename") == TIMEOUT_ENAME for r in replies)
-
-    def _capture(self, client: NotebookClient, index: int, names: list[str]) -> dict[str, Any]:
-        cell = nbformat.v4.new_code_cell(capture_code(names))
-        missing = {n: {"__plain__": "unavailable", "reason": "unsupported",
-                       "detail": "the grader could not read it"} for n in names}
+    def _end(self, session: Session, result: Execution) -> None:
+        """Kill everything the notebook started, reap it, and record how it ended if it died."""
+        was_alive = session.alive
+        session.alive = False
         try:
-            if self._execute(client, cell, index, 60):
-                return missing
-        except DeadKernelError:
-            return missing
-        for out in cell.get("outputs", []):
-            data = out.get("data", {})
-            if CAPTURE_MIME in data and isinstance(data[CAPTURE_MIME], dict):
-                return dict(data[CAPTURE_MIME])
-        return missing
+            session.sock.close()
+        except OSError:
+            pass
+        if session.jail.uid is not None:
+            sandbox.kill_user(session.jail.uid)
+        else:
+            sandbox.kill_group(session.pid)
+        try:
+            status = self.pool.wait(session.pid)
+        except sandbox.SandboxError:
+            return
+        if was_alive:
+            return
+        limit, sentence = describe_status(status)
+        unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]
+        if not unexplained and not result.problems:  # it died while the judge was calling into it
+            unexplained = [CellProblem(-1, "died")]
+            result.problems.extend(unexplained)
+            result.status = "died"
+        for problem in unexplained:
+            problem.evalue = sentence
+            if limit:
+                problem.kind, problem.ename = "limit", limit
+                result.limits_hit.append(limit)

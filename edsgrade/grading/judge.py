@@ -2,8 +2,11 @@
 
 The judge runs in the grader's process, never in the student's: it receives the student's values
 as plain data (decoded by :mod:`edsgrade.plaindata`) and ``ref``, the reference solution's values on
-the same data. A value the student did not define, or that is not plain data, fails the cases that
-need it with a message saying so, without calling the case.
+the same data. A function or fitted model arrives as a :class:`Proxy`: calling it (or a method of
+it, ``model.predict(X)``) runs the student's code in the student's sandboxed process with plain
+arguments, and only plain data comes back. A value the student did not define fails the cases that
+need it with a message saying so, without calling the case; using a non-plain value as if it were
+data (comparing it, converting it) fails the case with a message naming its type.
 """
 from __future__ import annotations
 
@@ -15,7 +18,97 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..master import Question, load_test_cases
-from ..plaindata import Unavailable, decode_names
+from ..plaindata import Unavailable, decode, decode_names, encode
+
+
+class StudentCodeError(Exception):
+    """The student's function raised, or returned something that is not plain data, when the judge called it."""
+
+
+class Proxy:
+    """A student's object that is not plain data, reachable only by calling into the sandbox.
+
+    ``proxy(*args)``, ``proxy.method(*args)``, ``proxy["key"].method(*args)``: arguments must be
+    plain data (they are encoded), and the result comes back as plain data. Anything else (comparing
+    it, converting it to a number or an array, iterating it) raises ``TypeError`` with a message.
+    """
+
+    def __init__(self, session: Any, name: str, type_info: str = "", path: tuple = ()) -> None:
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_type", type_info)
+        object.__setattr__(self, "_path", path)
+
+    def _label(self) -> str:
+        label = self._name
+        for kind, key in self._path:
+            label += f".{key}" if kind == "attr" else f"[{decode(key)!r}]"
+        return label
+
+    def __getattr__(self, attr: str) -> "Proxy":
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return Proxy(self._session, self._name, self._type, self._path + (("attr", attr),))
+
+    def __getitem__(self, key: Any) -> "Proxy":
+        return Proxy(self._session, self._name, self._type, self._path + (("item", encode(key)),))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ask(True, args, kwargs)
+
+    def _ask(self, call: bool, args: tuple = (), kwargs: dict | None = None) -> Any:
+        from .executor import SessionGone
+
+        label = self._label()
+        try:
+            reply = self._session.call(self._name, [list(p) for p in self._path], encode(tuple(args)),
+                                       encode(dict(kwargs or {})), call)
+        except SessionGone as exc:
+            raise StudentCodeError(f"{label} could not be called: {exc}") from None
+        if reply.get("timed_out"):
+            raise StudentCodeError(f"{label}(...) did not return within the time limit")
+        if "value" in reply:
+            try:
+                return decode(reply["value"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StudentCodeError(f"{label} returned a malformed value ({exc})") from None
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        raise StudentCodeError(f"{label}{'(...)' if call else ''} raised {error.get('ename', 'an error')}: "
+                               f"{error.get('evalue', '')}")
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        kind = f" ({self._type})" if self._type else ""
+        raise TypeError(f"`{self._label()}` is not plain data{kind}: it can only be called "
+                        "(a function, or a method such as .predict(X)); expected numbers, strings, lists, "
+                        "dicts, numpy arrays or pandas objects")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __bool__ = __float__ = __int__ = __index__ = __len__ = __iter__ = __array__ = __contains__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<student object {self._label()}>"
+
+    def __deepcopy__(self, memo: dict) -> "Proxy":
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise TypeError("a student's object cannot be modified by a test")
+
+
+def proxy_values(encoded: dict[str, Any], session: Any) -> dict[str, Any]:
+    """Decode captured values; non-plain ones become :class:`Proxy` objects bound to ``session``."""
+    values: dict[str, Any] = {}
+    for name, obj in encoded.items():
+        try:
+            value = decode(obj, name)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            value = Unavailable(name, "unsupported", "the grader received a malformed value")
+        if isinstance(value, Unavailable) and value.reason == "unsupported" and session is not None:
+            value = Proxy(session, name, value.detail)
+        values[name] = value
+    return values
 
 
 @dataclass

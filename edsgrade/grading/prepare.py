@@ -14,6 +14,15 @@ import nbformat
 from ..master import Master
 
 GRADED_SOURCE = 'grader.check("{grade_id}")'
+OTTER_INIT_TAG = "otter-init"
+# What the release's Otter cell becomes when grading: the judge checks the questions from outside,
+# so the student's process needs no test framework (importing Otter would cost seconds per submission).
+GRADING_INIT = ("class _GradingChecks:\n"
+                "    def check(self, *args, **kwargs):\n"
+                "        return None\n"
+                "    check_all = export = check\n"
+                "grader = _GradingChecks()\n"
+                "del _GradingChecks")
 
 
 def release_test_source(grade_id: str) -> str:
@@ -50,6 +59,8 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
     for cell in nb.cells:
         if cell.cell_type == "code":  # outputs are the grader's to produce, not the student's to bring
             cell.outputs, cell.execution_count = [], None
+            if OTTER_INIT_TAG in cell.get("metadata", {}).get("tags", []):
+                cell.source = GRADING_INIT
         gid = _grade_id(cell)
         if gid in wanted:
             if gid in placed or cell.cell_type != "code":

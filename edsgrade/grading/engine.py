@@ -1,0 +1,333 @@
+"""The grading engine of one assignment: settings, the warm pool, and grading one submission.
+
+:class:`Engine` holds what every submission of a grading run shares (the master, the reference
+values, the warm pool, the executor); :meth:`Engine.grade` grades one submission and writes its
+``autograded/`` folder atomically. It is used the same way by local worker threads and by Dask
+workers (:mod:`edsgrade.grading.backends`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..course import Course, CourseError
+from ..master import Master, Question, load_master
+from ..plaindata import decode_names
+from .executor import Execution, SandboxExecutor, Session, SessionGone
+from .judge import QuestionResult, judge_all, judge_question, proxy_values
+from .pool import WarmPool, preload_for
+from .prepare import prepare
+from .sandbox import Limits, SandboxError, can_confine
+
+log = logging.getLogger("edsgrade")
+RESULT_FILE = "result.json"
+INSTRUCTOR_ONLY = {"tests", "data", "timestamp.txt", "submission_secret.txt", ".OTTER_LOG"}
+MiB = 1 << 20
+
+
+@dataclass
+class GradingOptions:
+    """Everything that decides how submissions are run (plain values: sent to Dask workers as is)."""
+
+    cell_timeout: float = 120
+    timeout: float = 900
+    memory: int = 4096  # MiB
+    cpu_time: int = 1800
+    processes: int = 64
+    file_size: int = 256  # MiB
+    open_files: int = 256
+    output_limit: int = 20_000
+    sandbox: str = "auto"  # auto | on | off
+    threads: int = 1  # numerical-library threads per submission
+
+    @classmethod
+    def resolve(cls, course: Course, master: Master, **overrides: Any) -> "GradingOptions":
+        """The course's settings, then the course's per-assignment ones, the master's, and ``overrides``."""
+        names = [f.name for f in fields(cls)]
+        g = course.grader
+        values = {n: getattr(g, n) for n in names if g.has_trait(n)}
+        for layer in (g.assignments.get(master.assignment, {}), master.settings, overrides):
+            values.update({k: v for k, v in layer.items() if k in names and v is not None})
+        if values.get("sandbox") not in ("auto", "on", "off"):
+            raise CourseError(f"Grader.sandbox must be 'auto', 'on' or 'off', not {values.get('sandbox')!r}")
+        return cls(**values)
+
+    def limits(self) -> Limits:
+        return Limits(memory=self.memory * MiB, cpu_time=int(self.cpu_time), processes=self.processes,
+                      file_size=self.file_size * MiB, open_files=self.open_files)
+
+    def confine(self) -> bool:
+        if self.sandbox == "on" and not can_confine():
+            raise SandboxError("Grader.sandbox is 'on' but this process cannot build sandboxes: run the grader as "
+                               "root on Linux (it needs namespaces, chroot and one system user per grading slot)")
+        return self.sandbox == "on" or (self.sandbox == "auto" and can_confine())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def start_executor(master: Master, options: GradingOptions) -> SandboxExecutor:
+    """A warm pool loaded with what ``master``'s notebook imports, and an executor on it."""
+    pool = WarmPool(preload_for(c.source for c in master.notebook.cells if c.cell_type == "code"),
+                    threads=options.threads)
+    return SandboxExecutor(pool, cell_timeout=options.cell_timeout, timeout=options.timeout,
+                           limits=options.limits(), output_limit=options.output_limit, confine=options.confine())
+
+
+@dataclass
+class SubmissionResult:
+    """The outcome of grading one submission."""
+
+    student: str
+    assignment: str
+    status: str  # graded | invalid (not a notebook) | missing (no notebook) | error (grader failure)
+    message: str = ""
+    questions: list[QuestionResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    execution: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+    seconds: float = 0.0
+    variant: int | None = None  # the hidden draw of the dataset it was graded on, if any
+
+    @property
+    def score(self) -> float:
+        return sum(q.points for q in self.questions)
+
+    @property
+    def max_score(self) -> float:
+        return sum(q.max_points for q in self.questions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"student": self.student, "assignment": self.assignment, "status": self.status,
+                "message": self.message, "score": self.score, "max_score": self.max_score,
+                "questions": [q.to_dict() for q in self.questions], "notes": self.notes,
+                "execution": self.execution, "timestamp": self.timestamp, "seconds": round(self.seconds, 3),
+                "variant": self.variant}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SubmissionResult":
+        return cls(data["student"], data["assignment"], data["status"], data.get("message", ""),
+                   [QuestionResult.from_dict(q) for q in data.get("questions", [])], data.get("notes", []),
+                   data.get("execution", {}), data.get("timestamp", ""), data.get("seconds", 0.0),
+                   data.get("variant"))
+
+
+def read_result(course: Course, student: str, assignment: str) -> SubmissionResult | None:
+    """The recorded result of a graded submission, or ``None``."""
+    path = course.autograded_dir(student, assignment) / RESULT_FILE
+    if not path.is_file():
+        return None
+    return SubmissionResult.from_dict(json.loads(path.read_text()))
+
+
+def zero(master: Master) -> list[QuestionResult]:
+    """Every question failed, for a submission that could not run at all."""
+    return judge_all(master.questions, {}, {})
+
+
+def judge_checkpoint(question: Question, session: Session, names: list[str],
+                     ref: dict[str, Any] | None) -> tuple[dict[str, Any] | None, QuestionResult]:
+    """At ``question``'s test cell: capture ``names``, judge the cases; return (encoded values, result)."""
+    try:
+        encoded = session.capture(names)
+    except SessionGone:
+        return None, judge_question(question, None, ref)
+    return encoded, judge_question(question, proxy_values(encoded, session), ref)
+
+
+def _describe_problems(execution: Execution) -> list[str]:
+    """Each execution problem, naming cells as a student sees them (1-based number, answer id)."""
+    described = []
+    for p in execution.problems:
+        text = p.describe()
+        if 0 <= p.cell < len(execution.notebook.cells):
+            gid = execution.notebook.cells[p.cell].get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            text = text.replace(f"cell {p.cell}", f"cell {p.cell + 1}" + (f" (answer {gid})" if gid else ""), 1)
+        elif p.cell < 0:
+            text = text.replace("cell -1", "a test")
+        described.append(text)
+    return described
+
+
+def _summary(problems: list[str]) -> str:
+    more = len(problems) - 2
+    return "; ".join(problems[:2]) + (f"; and {more} more (all listed in the feedback)" if more > 0 else "")
+
+
+def working_copy(release: Path, submitted: Path, dest: Path, data: Path | None = None) -> None:
+    """Release files first (authoritative data and checks), then the student's own files.
+
+    ``data`` replaces the release's ``data/`` (a hidden draw of the dataset). Links in the
+    submission are never followed.
+    """
+    shutil.copytree(release, dest, ignore=shutil.ignore_patterns("tests", "*.ipynb"))
+    if data is not None:
+        shutil.rmtree(dest / "data", ignore_errors=True)
+        shutil.copytree(data, dest / "data")
+
+    def links(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if os.path.islink(os.path.join(folder, n))]
+
+    for item in submitted.iterdir():
+        if item.name in INSTRUCTOR_ONLY or item.suffix == ".ipynb" or item.is_symlink():
+            continue
+        target = dest / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, ignore=links, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+
+
+def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        reason = (str(exc).split("'")[0].strip().rstrip(":").splitlines() or [""])[0][:80]
+        return None, (f"{path.name} is not a valid notebook ({type(exc).__name__}: {reason}); "
+                      "it could not be graded. Check it opens in Jupyter and submit it again.")
+    if not isinstance(nb.get("cells"), list):
+        return None, f"{path.name} has no cells; it could not be graded."
+    return nb, ""
+
+
+def _annotate(nb: nbformat.NotebookNode, checkpoints: dict[int, str], result: SubmissionResult) -> None:
+    """Show each question's verdict as the output of its test cell (for formgrader and instructors)."""
+    by_id = {q.grade_id: q for q in result.questions}
+    for index, grade_id in checkpoints.items():
+        q = by_id[grade_id]
+        lines = [f"{grade_id}: {q.points:g} / {q.max_points:g} points"]
+        for case in q.cases:
+            mark = "passed" if case.passed else "failed"
+            kind = "hidden" if case.hidden else "public"
+            lines.append(f"  [{mark}] {case.name} ({kind}, {case.points:g} pt)")
+            if not case.passed and case.message:
+                lines.extend("      " + line for line in case.message.splitlines())
+        nb.cells[index].outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
+
+
+def write_outputs(course: Course, result: SubmissionResult, notebook: nbformat.NotebookNode, name: str,
+                  timestamp_file: Path | None) -> None:
+    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in."""
+    final = course.autograded_dir(result.student, result.assignment)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{result.assignment}.", dir=final.parent))
+    nbformat.write(notebook, staging / name)
+    if timestamp_file is not None and timestamp_file.is_file():
+        shutil.copy2(timestamp_file, staging / "timestamp.txt")
+    (staging / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
+    os.chmod(staging, 0o755)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+class Engine:
+    """What the submissions of one assignment share during a grading run.
+
+    Parameters
+    ----------
+    course, assignment:
+        What to grade.
+    options:
+        How to run submissions (see :class:`GradingOptions`).
+    """
+
+    def __init__(self, course: Course, assignment: str, options: GradingOptions) -> None:
+        from .variants import Variants
+
+        self.course, self.options = course, options
+        self.master = load_master(course.master_path(assignment))
+        self.variants = Variants(course, self.master)
+        self.executor = start_executor(self.master, options)
+
+    def close(self) -> None:
+        self.executor.pool.close()
+
+    def grade(self, student: str) -> SubmissionResult:
+        """Grade ``student``'s collected submission and write ``autograded/S/A/``; never raises."""
+        start = time.monotonic()
+        try:
+            result = self._grade(student, start)
+        except Exception as exc:  # a grader bug must not stop the class's grading: record it
+            log.exception("grading %s of %s failed", student, self.master.assignment)
+            result = SubmissionResult(student, self.master.assignment, "error", questions=zero(self.master),
+                                      message=f"internal grading error ({type(exc).__name__}: {exc}); "
+                                              "tell the course's maintainers and grade this student again")
+            placeholder = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}")])
+            result.seconds = time.monotonic() - start
+            write_outputs(self.course, result, placeholder, self.master.path.name, None)
+        return result
+
+    def _grade(self, student: str, start: float) -> SubmissionResult:
+        master, course = self.master, self.course
+        assignment = master.assignment
+        submitted = course.submitted_dir(student, assignment)
+        stamp_file = submitted / "timestamp.txt"
+        result = SubmissionResult(student, assignment, "graded",
+                                  timestamp=stamp_file.read_text().strip() if stamp_file.is_file() else "")
+        nb_path = submitted / master.path.name
+        if not nb_path.is_file():
+            others = sorted(p.name for p in submitted.glob("*.ipynb"))
+            if len(others) == 1:
+                result.notes.append(f"the notebook was submitted as {others[0]} instead of {master.path.name}")
+                nb_path = submitted / others[0]
+            else:
+                result.status, result.questions = "missing", zero(master)
+                result.message = (f"no {master.path.name} in the submission (found {others or 'no notebook'}); "
+                                  "submit the assignment's notebook without renaming it.")
+        nb = None
+        if result.status == "graded":
+            nb, error = _read_notebook(nb_path)
+            if nb is None:
+                result.status, result.message, result.questions = "invalid", error, zero(master)
+        if nb is None:  # formgrader still gets a notebook to open: the release, with the reason on top
+            placeholder = nbformat.read(course.release_dir(assignment) / master.path.name, as_version=4)
+            placeholder.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}"))
+            result.seconds = time.monotonic() - start
+            write_outputs(course, result, placeholder, master.path.name, stamp_file)
+            return result
+        kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+        if kernel and kernel != "python3":
+            result.notes.append(f"the notebook asked for kernel {kernel!r}; it was run with Python 3, "
+                                "like every submission")
+        prepared = prepare(nb, master)
+        result.notes += prepared.notes
+        variant = self.variants.for_student(student)
+        result.variant = variant.seed if variant.hidden else None
+        refs = variant.references()
+        checkpoints = {i: gid for i, (gid, _) in prepared.captures.items()}
+        names = {gid: names for gid, names in prepared.captures.values()}
+
+        def on_checkpoint(grade_id: str, session: Session) -> QuestionResult:
+            question = master.question(grade_id)
+            ref = decode_names(refs[grade_id]) if grade_id in refs else None
+            return judge_checkpoint(question, session, names[grade_id], ref)[1]
+
+        with tempfile.TemporaryDirectory(prefix=f"edsgrade-{assignment}-") as tmp:
+            work = Path(tmp) / assignment
+            working_copy(course.release_dir(assignment), submitted, work, variant.data)
+            execution = self.executor.execute(prepared.notebook, work, checkpoints, on_checkpoint)
+        if execution.status == "failed":
+            raise SandboxError("; ".join(p.evalue for p in execution.problems))
+        result.questions = [execution.checkpoints.get(q.grade_id) or judge_question(q, None, None)
+                            for q in master.questions]
+        described = _describe_problems(execution)
+        result.execution = {**execution.summary(), "described": described}
+        result.message = _summary(described)
+        _annotate(execution.notebook, checkpoints, result)
+        result.seconds = time.monotonic() - start
+        write_outputs(course, result, execution.notebook, master.path.name, stamp_file)
+        return result

@@ -1,0 +1,109 @@
+"""Variant data: grade a submission on a hidden draw of its lab's dataset.
+
+A master notebook may list hidden seeds of its dataset generator in its metadata::
+
+    "edsgrade": {"dataset": "river", "seed": 2025, "variants": [7141, 90210, 31337]}
+
+Students see the draw of ``seed`` only; the build generates each hidden draw into
+``build/A/variants/SEED/data`` and runs the master on it once (cached there with its reference
+values); the grader runs every submission on one hidden draw (chosen per student, stably) and
+``ref`` then holds the reference solution's values *on that draw*. A hard-coded answer, copied
+from the student's own run, fails; a general one passes. The seeds are removed from the release.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..course import Course, CourseError
+from ..master import Master
+
+VARIANTS_DIR = "variants"
+
+
+@dataclass
+class Variant:
+    """The data a submission runs on and the reference values that go with it."""
+
+    seed: int | None
+    hidden: bool
+    data: Path | None  # replaces the release's data/ when set
+    refs: dict[str, dict[str, Any]]
+
+    def references(self) -> dict[str, dict[str, Any]]:
+        return self.refs
+
+
+def variant_seeds(master: Master) -> list[int]:
+    """The hidden seeds a master asks for (metadata ``edsgrade.variants``)."""
+    seeds = master.settings.get("variants") or []
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        raise CourseError(f"{master.path}: metadata edsgrade.variants must be a list of integer seeds")
+    if seeds and not master.settings.get("dataset"):
+        raise CourseError(f"{master.path}: edsgrade.variants needs edsgrade.dataset (the generator to draw from)")
+    return seeds
+
+
+def seed_for(assignment: str, student: str, seeds: list[int]) -> int:
+    """The hidden seed a student's submission is graded on: stable, and spread over ``seeds``."""
+    digest = hashlib.sha256(f"{assignment}/{student}".encode()).hexdigest()
+    return seeds[int(digest, 16) % len(seeds)]
+
+
+def build_variants(course: Course, master: Master, echo: Callable[[str], Any]) -> list[int]:
+    """Generate each hidden draw and run the master on it (the build calls this)."""
+    from ..build import REF_FILE, generate_data, master_digest, reference_values
+
+    seeds = variant_seeds(master)
+    root = course.build_dir(master.assignment) / VARIANTS_DIR
+    if root.exists():
+        shutil.rmtree(root)
+    for seed in seeds:
+        echo(f"[{master.assignment}] hidden draw {seed}: generating the data and running the master on it")
+        folder = root / str(seed)
+        folder.mkdir(parents=True)
+        with tempfile.TemporaryDirectory(prefix=f"edsgrade-variant-{master.assignment}-") as tmp:
+            work = Path(tmp) / master.assignment
+            shutil.copytree(course.source_dir(master.assignment), work,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "data"))
+            generate_data(master, work, seed=seed)
+            shutil.copytree(work / "data", folder / "data")
+            refs, _ = reference_values(course, master, work)
+        (folder / REF_FILE).write_text(json.dumps({"assignment": master.assignment, "master": master_digest(master),
+                                                   "seed": seed, "values": refs}))
+    return seeds
+
+
+class Variants:
+    """Which data and reference values each student's submission is graded with."""
+
+    def __init__(self, course: Course, master: Master) -> None:
+        from ..build import load_reference
+
+        self.course, self.master = course, master
+        self.seeds = variant_seeds(master)
+        self.base = load_reference(course, master)
+        self._cache: dict[int, Variant] = {}
+
+    def for_student(self, student: str) -> Variant:
+        if not self.seeds:
+            return Variant(None, False, None, self.base)
+        seed = seed_for(self.master.assignment, student, self.seeds)
+        if seed not in self._cache:
+            self._cache[seed] = self._load(seed)
+        return self._cache[seed]
+
+    def _load(self, seed: int) -> Variant:
+        from ..build import REF_FILE, master_digest
+
+        folder = self.course.build_dir(self.master.assignment) / VARIANTS_DIR / str(seed)
+        path = folder / REF_FILE
+        if not path.is_file() or json.loads(path.read_text()).get("master") != master_digest(self.master):
+            raise CourseError(f"the hidden draw {seed} of {self.master.assignment} is not built (or is older than "
+                              f"the master): run `edsgrade build {self.master.assignment}`")
+        return Variant(seed, True, folder / "data", json.loads(path.read_text())["values"])
