@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean-course
+.PHONY: install demo test clean-course hub hub-deps hub-env test-deps
 
 install: $(STAMP)
 
@@ -23,8 +23,39 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/edsgrade demo
 
-test: install
+test: install test-deps hub-env
 	$(BIN)/python -m pytest
+
+# ---- the course hub (README: "The course hub") -------------------------------------------------
+# System packages the hub needs: configurable-http-proxy (npm). Quick when already installed.
+hub-deps:
+	@command -v configurable-http-proxy >/dev/null || { \
+	  command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }; \
+	  npm install -g --silent configurable-http-proxy; }
+
+# What the tests need besides: Debian's chromium for the browser tests (Playwright drives it; it
+# never downloads a browser of its own).
+test-deps: hub-deps
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The students' servers run as their own system users: they need an environment they can read.
+# $(VENV) does when every folder above it is world-traversable (e.g. /work/edsgrade, /srv, /opt);
+# otherwise (a clone under /root) this builds one in /opt/edsgrade/venv, which `edsgrade hub` and the
+# tests then use.
+SHARED_VENV := /opt/edsgrade/venv
+hub-env: install
+	@if runuser -u nobody -- $(abspath $(BIN))/python -c 'import jupyterhub, nbgrader, otter' 2>/dev/null; then :; \
+	elif [ -f $(SHARED_VENV)/.installed ] && [ $(SHARED_VENV)/.installed -nt pyproject.toml ] \
+	     && [ -z "$$(find edsgrade -newer $(SHARED_VENV)/.installed -name '*.py' | head -1)" ]; then :; \
+	else echo "building the single-user environment in $(SHARED_VENV) ($(VENV) is not readable by other users)"; \
+	  $(PYTHON) -m venv $(SHARED_VENV) && $(SHARED_VENV)/bin/pip install --quiet --upgrade pip \
+	  && $(SHARED_VENV)/bin/pip install --quiet torch==2.13.0 && $(SHARED_VENV)/bin/pip install --quiet '.[hub]' \
+	  && chmod -R a+rX $(SHARED_VENV) && touch $(SHARED_VENV)/.installed; fi
+
+# Start the course hub on this machine (as root): http://localhost:8000, see the README.
+HUB_ARGS ?=
+hub: install hub-deps hub-env
+	$(BIN)/edsgrade hub $(HUB_ARGS)
 
 # Remove generated course outputs (release/, submitted/, autograded/, feedback/, build/, exchange/...).
 clean-course:

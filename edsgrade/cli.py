@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +133,37 @@ def cmd_demo(args: argparse.Namespace) -> None:
     console.print(f"demo finished in {total:.0f} s")
 
 
+def cmd_hub(args: argparse.Namespace) -> None:
+    import secrets
+
+    from .course import find_course_root
+    from .hub.launcher import run_hub
+    from .hub.settings import HubSettings
+    from .hub.system import default_singleuser_python
+
+    password = args.password or os.environ.get("EDSGRADE_HUB_PASSWORD") or secrets.token_urlsafe(9)
+    settings = HubSettings(state_dir=args.state_dir, course_dir=args.hub_course_dir or f"{args.state_dir}/eds",
+                           exchange_root=args.exchange, instructors=args.instructor or ["instructor"],
+                           password=password, ip=args.ip, port=args.port,
+                           python=args.python or default_singleuser_python(),
+                           extra_config=args.config)
+    console.print(f"log in at http://{'localhost' if args.ip in ('127.0.0.1', '0.0.0.0') else args.ip}:{args.port} "
+                  f"with any user name (instructors: {', '.join(settings.instructors)}) and the password: {password}",
+                  markup=False)
+    raise SystemExit(run_hub(settings, find_course_root(args.course_dir)))
+
+
+def cmd_hub_grade(args: argparse.Namespace) -> None:
+    from .hub.grading import grade_on_hub
+    from .hub.settings import HubSettings
+
+    settings = HubSettings.load(Path(args.state_dir) / "hub" / "settings.json")
+    report = grade_on_hub(settings, args.assignment, args.student or None)
+    _print_results(Course(settings.course_dir), args.assignment, report.results)
+    console.print(f"{len(report.feedback)} feedback pages written: release them in the formgrader "
+                  f"(or `nbgrader release_feedback {args.assignment}` as {settings.grader_user}).", markup=False)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edsgrade", description="Autograded assignments for Earth data science.")
     p.add_argument("--course-dir", default=None, help="course directory (default: the one containing the working directory)")
@@ -178,6 +210,20 @@ def parser() -> argparse.ArgumentParser:
     d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
     d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")
+    h = command("hub", cmd_hub, "start the course JupyterHub (as root; see README: the course hub)", assignment=False)
+    h.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    h.add_argument("--port", type=int, default=8000, help="public port (default 8000)")
+    h.add_argument("--password", help="shared password (default: $EDSGRADE_HUB_PASSWORD, or a new random one)")
+    h.add_argument("--instructor", action="append", help="instructor's user name (repeatable; default: instructor)")
+    h.add_argument("--state-dir", default="/srv/edsgrade", help="hub state and course folder (default /srv/edsgrade)")
+    h.add_argument("--hub-course-dir", help="the hub's course directory (default STATE_DIR/eds)")
+    h.add_argument("--exchange", default="/srv/nbgrader/exchange", help="nbgrader exchange root")
+    h.add_argument("--python", help="Python of the single-user environment (default: this one if the students' "
+                                    "users can run it, else /opt/edsgrade/venv built by `make hub-env`)")
+    h.add_argument("--config", help="extra JupyterHub configuration file loaded last (e.g. single sign-on)")
+    hg = command("hub-grade", cmd_hub_grade, "grade collected submissions on the course hub and write feedback (as root)")
+    hg.add_argument("--state-dir", default="/srv/edsgrade", help="the hub's state folder (default /srv/edsgrade)")
+    hg.add_argument("--student", action="append", help="only this student (repeatable)")
     return p
 
 
