@@ -141,16 +141,16 @@ def _build_root(jail: Jail) -> None:
     _bind("/proc", root, writable=True)
     if os.path.isdir("/sys"):
         _bind("/sys", root)
-    os.makedirs(f"{root}/dev/shm")
+    os.makedirs(f"{root}/dev/shm", exist_ok=True)
     _mount("tmpfs", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     for dev in DEVICES:
         if os.path.exists(f"/dev/{dev}"):
             _bind(f"/dev/{dev}", root, writable=True)
-    for name in ("tmp", "var/tmp"):
-        os.makedirs(f"{root}/{name}")
+    for name in ("tmp", "var/tmp"):  # may exist already: the Python environment may live under /tmp
+        os.makedirs(f"{root}/{name}", exist_ok=True)
         os.chmod(f"{root}/{name}", 0o1777)
     home = f"{root}{HOME}"
-    os.makedirs(home)
+    os.makedirs(home, exist_ok=True)
     os.chown(home, jail.uid, jail.gid)
     os.chmod(home, 0o700)
     os.makedirs(f"{root}{jail.inside}")
