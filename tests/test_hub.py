@@ -68,14 +68,16 @@ def free_ports(n: int) -> list[int]:
 
 
 def processes_of(users: list[str]) -> list[str]:
-    """Command lines of the running processes owned by ``users``."""
+    """Command lines of the running processes owned by ``users`` (zombies, already dead, are not counted)."""
     uids = {pwd.getpwnam(u).pw_uid for u in users if u in test_users()}
     found = []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and proc.stat().st_uid in uids:
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
+                state = next(l for l in (proc / "status").read_text().splitlines() if l.startswith("State:"))
+                if "zombie" not in state:
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, StopIteration):
             pass
     return found
 
@@ -439,7 +441,9 @@ def test_teardown_stops_hub_proxy_servers_and_removes_users(hub):
         hub.browser["page"].context.close()
     assert processes_of(list(STUDENTS)), "the students' servers should be running before the hub stops"
     hub.proc.stop()
-    time.sleep(1)
+    deadline = time.monotonic() + 30  # the single-user servers stop with the hub, within seconds
+    while processes_of(test_users()) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert processes_of(test_users()) == []
     for port in (hub.settings.port, hub.settings.hub_port, hub.settings.proxy_api_port, hub.settings.service_port):
         with socket.socket() as s:
