@@ -3,11 +3,11 @@
 The grader never unpickles anything a student built. Values are turned into JSON made of plain
 types (numbers, strings, lists, dicts) plus tagged forms for numpy arrays and pandas objects, and
 rebuilt on the judge's side from that description only. Anything else (functions, fitted models,
-arbitrary classes) is reported as *unsupported*, so the test case that needs it fails with a clear
-message instead of running foreign code.
+arbitrary classes) is reported as *unsupported*: the judge then reaches it only through a proxy
+(:class:`edsgrade.grading.judge.Proxy`) that calls it inside the sandbox and gets plain data back.
 
-This file must stay importable on its own (standard library + numpy/pandas only): the executor
-sends its source text into the student's kernel to encode values there.
+This file must stay importable on its own (standard library + numpy/pandas only): the Otter
+export embeds its source text to decode the reference values it carries.
 
 Example
 -------
