@@ -448,6 +448,13 @@ def test_teardown_stops_hub_proxy_servers_and_removes_users(hub):
     for port in (hub.settings.port, hub.settings.hub_port, hub.settings.proxy_api_port, hub.settings.service_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
+    # a restart on the same state (database, users, roles) comes up, and people can log in again
+    hub.proc.start()
+    try:
+        assert hub.client.login(next(iter(STUDENTS)), hub.settings.password).status_code == 302
+        assert hub.client.login(INSTRUCTOR, hub.settings.password).status_code == 302
+    finally:
+        hub.proc.stop()
     for name in test_users():
         system.remove_user(name)
     assert test_users() == []

@@ -26,31 +26,6 @@ class SharedPasswordAuthenticator(LocalAuthenticator):
     course_id = Unicode("eds", help="nbgrader course id (groups nbgrader-ID and formgrade-ID).").tag(config=True)
     name_prefix = Unicode("", help="Only user names starting with it may log in.").tag(config=True)
 
-    def course_roles(self) -> dict[str, dict]:
-        """The course's roles: graders open the course service (formgrader), students see it listed."""
-        service = self.course_id
-        return {
-            f"formgrade-{service}": {"name": f"formgrade-{service}", "description": "graders of the course",
-                                     "scopes": [f"access:services!service={service}",
-                                                f"read:services!service={service}", "list:services"]},
-            f"nbgrader-{service}": {"name": f"nbgrader-{service}", "description": "students of the course",
-                                    "scopes": [f"read:services!service={service}", "list:services"]},
-        }
-
-    async def load_managed_roles(self):  # noqa: D102 - JupyterHub's interface (manage_roles)
-        return list(self.course_roles().values())
-
-    def roles_of(self, username: str) -> list[dict]:
-        """Role specs of ``username`` (JupyterHub's own ``user`` and ``admin`` roles kept as they are)."""
-        from jupyterhub.roles import get_default_roles
-
-        default = {r["name"]: r for r in get_default_roles()}
-        course = self.course_roles()
-        names = ["user"] + [g for g in self.groups_of(username) if g in course]
-        if username in self.instructors:
-            names.append("admin")
-        return [dict(default.get(n) or course[n]) for n in names]
-
     def groups_of(self, username: str) -> list[str]:
         """The hub groups of ``username``: the course's grader or student group."""
         if username in self.instructors:
@@ -70,4 +45,16 @@ class SharedPasswordAuthenticator(LocalAuthenticator):
             return None
         if not hmac.compare_digest(password.encode(), self.shared_password.encode()):
             return None
-        return {"name": username, "groups": self.groups_of(username), "roles": self.roles_of(username)}
+        return {"name": username, "groups": self.groups_of(username)}
+
+
+def course_roles(course_id: str) -> list[dict]:
+    """The course's roles, bound to nbgrader's groups: graders open the course service (formgrader),
+    students only see it listed. Static roles (``load_roles``), not roles managed by the
+    authenticator: JupyterHub 6.1 fails to restart with managed role assignments in its database."""
+    return [
+        {"name": f"formgrade-{course_id}", "description": "graders of the course", "groups": [f"formgrade-{course_id}"],
+         "scopes": [f"access:services!service={course_id}", f"read:services!service={course_id}", "list:services"]},
+        {"name": f"nbgrader-{course_id}", "description": "students of the course", "groups": [f"nbgrader-{course_id}"],
+         "scopes": [f"read:services!service={course_id}", "list:services"]},
+    ]

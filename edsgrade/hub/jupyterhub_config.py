@@ -7,7 +7,7 @@ docker/README.md) with ``edsgrade hub --config site_config.py``, loaded last.
 import shutil
 from pathlib import Path
 
-from edsgrade.hub.auth import SharedPasswordAuthenticator
+from edsgrade.hub.auth import SharedPasswordAuthenticator, course_roles
 from edsgrade.hub.settings import HubSettings
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -38,8 +38,7 @@ c.SharedPasswordAuthenticator.course_id = s.course_id
 c.SharedPasswordAuthenticator.name_prefix = s.user_prefix
 c.Authenticator.allow_all = True           # the password (or the SSO) is the gate
 c.Authenticator.admin_users = set(s.instructors)
-c.Authenticator.manage_groups = True       # groups and roles come from the authenticator at each login
-c.Authenticator.manage_roles = True
+c.Authenticator.manage_groups = True       # groups come from the authenticator at each login
 c.LocalAuthenticator.create_system_users = True
 c.LocalAuthenticator.add_user_cmd = ["useradd", "--create-home", "--shell", "/bin/bash", "-K", "HOME_MODE=0700",
                                      "--comment", "edsgrade hub user"]
@@ -66,11 +65,12 @@ def use_role_config(spawner):
 c.Spawner.pre_spawn_hook = use_role_config
 
 # ---- the course: groups, roles and the grader's service (nbgrader's JupyterHub set-up) ------
-# Groups and roles come from the authenticator at each login (manage_groups, manage_roles): the
-# groups nbgrader knows (nbgrader-eds: students, formgrade-eds: graders), a role of the same name each
-# (SharedPasswordAuthenticator.course_roles). A single-user server may do what its user may do.
+# Groups come from the authenticator at each login (manage_groups): the groups nbgrader knows
+# (nbgrader-eds: students, formgrade-eds: graders), each bound to a role of the same name
+# (auth.course_roles). A single-user server may do what its user may do.
 roles = [
     {"name": "server", "scopes": ["inherit"]},
+    *course_roles(s.course_id),
 ]
 c.JupyterHub.services = [{
     "name": s.course_id,

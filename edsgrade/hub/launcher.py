@@ -88,6 +88,12 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.stop_proxy()
+        self.proc = None
+
+    def stop_proxy(self) -> None:
+        """Stop the proxy the hub started, if it is still running (a hub that failed or was killed
+        leaves it behind, holding its ports)."""
         pid_file = self.settings.hub_dir / "proxy.pid"
         if pid_file.exists():
             try:
@@ -95,7 +101,6 @@ class HubProcess:
             except (ValueError, ProcessLookupError):
                 pass
             pid_file.unlink(missing_ok=True)
-        self.proc = None
 
 
 def run_hub(settings: HubSettings, repo: Path) -> int:
@@ -111,3 +116,5 @@ def run_hub(settings: HubSettings, repo: Path) -> int:
         return subprocess.call([str(jupyterhub), "-f", str(CONFIG_FILE)], cwd=settings.hub_dir, env=env)
     except KeyboardInterrupt:
         return 0
+    finally:
+        hub.stop_proxy()
