@@ -1,7 +1,7 @@
 """lab4-lidar end to end: build, release without leaks, grade typical submissions through the pipeline.
 
 One course is built per module and every submission is graded in a single ``grade_assignment`` call,
-each on a hidden draw of the lidar generator (the master's ``variants``). The cohort: the full
+on a hidden draw of the lidar generator (the master's ``variants``). The cohort: the full
 solution, the untouched release, the first half of the questions, two alternative correct solutions
 (numpy loops, a hand-made covariance, logistic regression + an RBF SVM, a Gaussian mixture; and
 scikit-learn's radius neighbours with an SVD, a linear SVM + extra trees, agglomerative clustering)
@@ -274,8 +274,8 @@ def test_data_is_real_las_generated_at_build_and_small(lab4):
 
 
 def test_submissions_are_graded_on_hidden_draws_of_the_data(lab4):
-    assert {r.variant for r in lab4.results.values()} <= {7, 11}
-    assert any(r.variant is not None for r in lab4.results.values())
+    # the master lists a hidden seed: submissions run on that draw, and `ref` is the master's solution on it
+    assert {r.variant for r in lab4.results.values()} == {7}
     released = nbformat.read(lab4.course.release_dir(A) / f"{A}.ipynb", as_version=4)
     assert "variants" not in released.metadata.get("edsgrade", {})
 

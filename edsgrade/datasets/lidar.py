@@ -18,7 +18,7 @@ half-ellipsoids (0.3-1.2 m across, 0.2-0.8 m high) lying on it, labelled ground 
 Vegetation (ASPRS classes, LAS 1.4 specification, ASPRS 2019)
 --------------------------------------------------------------
 - ``2`` *ground*: the terrain and the boulders.
-- ``3`` *low vegetation*: dwarf shrubs, half-ellipsoids 0.6-2.4 m across and 0.3-1 m high,
+- ``3`` *low vegetation*: dwarf shrubs, half-ellipsoids 0.8-2.6 m across and 0.3-1 m high,
   of dense foliage (extinction coefficient 2.5 per metre).
 - ``5`` *high vegetation*: conifers 6-16 m tall, a conical crown from 20-40 % of the height to the
   top, of radius 15-22 % of the height (allometry of subalpine spruce and larch; Pretzsch 2009),
