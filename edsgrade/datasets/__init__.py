@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "river": "edsgrade.datasets.river",
     "volcano": "edsgrade.datasets.volcano",
     "location": "edsgrade.datasets.location",
+    "lidar": "edsgrade.datasets.lidar",
 }
 
 Generator = Callable[[Path, int], list[Path]]
