@@ -129,16 +129,12 @@ def cmd_grades(args: argparse.Namespace) -> None:
 
 
 def cmd_rubric(args: argparse.Namespace) -> None:
-    from rich.table import Table
-
-    from .master import load_master
-    from .rubric import RubricError, criteria, rubric_overview, rubric_state, set_criterion
+    from .report import rubric_schemes, rubric_table
+    from .rubric import RubricError, set_criterion
 
     course = _course(args)
     if args.scheme:
-        for c in criteria(load_master(course.master_path(args.assignment))):
-            console.print(f"{c.name} (0-{c.max_points:g} pt)", style="bold", markup=False)
-            console.print(c.scheme + "\n", markup=False)
+        console.print(rubric_schemes(course, args.assignment), markup=False)
         return
     if args.criterion or args.points is not None or args.comment is not None:
         if not args.student or not args.criterion:
@@ -149,30 +145,11 @@ def cmd_rubric(args: argparse.Namespace) -> None:
         console.print(f"{args.assignment} / {args.student} / {entry.criterion}: {points}"
                       + (f" — {entry.comment}" if entry.comment else ""), markup=False)
         return
-    if args.student:
-        table = Table(title=f"{args.assignment}: rubric of {args.student}")
-        for name in ("criterion", "points", "comment"):
-            table.add_column(name, justify="right" if name == "points" else "left")
-        for e in rubric_state(course, args.assignment, args.student):
-            pts = f"not marked / {e.max_points:g}" if e.points is None else f"{e.points:g} / {e.max_points:g}"
-            table.add_row(e.criterion, pts, e.comment)
-        console.print(table)
-        return
-    overview = rubric_overview(course, args.assignment)
-    names = [c.name for c in criteria(load_master(course.master_path(args.assignment)))]
-    table = Table(title=f"{args.assignment}: rubric (- : not marked yet)")
-    table.add_column("student")
-    for n in names:
-        table.add_column(n, justify="right")
-    table.add_column("to mark", justify="right")
-    for student, entries in overview.items():
-        table.add_row(student, *("-" if e.points is None else f"{e.points:g}" for e in entries),
-                      str(sum(e.points is None for e in entries)))
-    console.print(table)
+    console.print(rubric_table(course, args.assignment, args.student))
 
 
 def cmd_exam(args: argparse.Namespace) -> None:
-    from .exam import close_exam, deadline, minutes_text, open_exam, show_time, utcnow
+    from .exam import ExamError, close_exam, deadline, extend, minutes_text, open_exam, show_time, utcnow
 
     course = _course(args)
     if args.action == "open":
@@ -189,11 +166,20 @@ def cmd_exam(args: argparse.Namespace) -> None:
         for a in report.arrivals:
             when = show_time(course, a.timestamp) if a.timestamp else "no timestamp"
             flag = f"LATE by {minutes_text(a.seconds_late)}" if a.late else "on time"
+            if a.extension:
+                flag += f" (extension {minutes_text(a.extension.total_seconds())})"
             console.print(f"  {a.student}: {when}, {flag}", markup=False)
         if report.missing:
             console.print(f"no submission from: {', '.join(report.missing)}", markup=False)
         console.print(f"next: edsgrade grade {args.assignment}; edsgrade rubric {args.assignment} ...; "
                       f"edsgrade feedback {args.assignment}", markup=False)
+        return
+    if args.action == "extend":
+        if not args.student or args.minutes is None:
+            raise ExamError("give --student S and --minutes M (extra minutes; 0 removes the extension)")
+        own = extend(course, args.assignment, args.student, args.minutes)
+        console.print(f"{args.student}: {args.minutes:g} extra minutes, own deadline {show_time(course, own)}",
+                      markup=False)
         return
     due = deadline(course, args.assignment)
     if due is None:
@@ -305,14 +291,17 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--comment", help="comment for the student on this criterion")
     ru.add_argument("--scheme", action="store_true", help="show the criteria and their mark schemes")
     ex = command("exam", cmd_exam, "exam day: open (build, set the deadline, release), close (collect, flag "
-                                   "late submissions) or status", assignment=False)
-    ex.add_argument("action", choices=("open", "close", "status"), help="open, close or status")
+                                   "late submissions), status, extend (extra time)", assignment=False)
+    ex.add_argument("action", choices=("open", "close", "status", "extend"),
+                    help="open, close, status, or extend (extra time for one student)")
     ex.add_argument("assignment", help="assignment name")
     ex.add_argument("--start", help="(open) start time, e.g. '2026-06-12 09:00' (default: now; a time without "
                                     "a zone is in c.Exchange.timezone)")
     ex.add_argument("--duration", type=float, help="(open) minutes (default: c.Exam.duration_minutes or the "
                                                    "master's edsgrade.exam.duration_minutes)")
     ex.add_argument("--force", action="store_true", help="(close) collect even before the deadline")
+    ex.add_argument("--student", help="(extend) student id")
+    ex.add_argument("--minutes", type=float, help="(extend) extra minutes for this student (0: none)")
     d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
     d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")

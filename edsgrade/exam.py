@@ -1,7 +1,8 @@
 """Exam day: open an assignment for a timed session, close it, and the late-submission policy.
 
 ``open_exam`` builds the assignment if needed, stores the deadline (start + duration) in nbgrader's
-gradebook (``Assignment.duedate``) and releases it; ``close_exam`` collects the submissions and
+gradebook (``Assignment.duedate``) and releases it; ``extend`` gives a student extra time (nbgrader's
+``SubmittedAssignment.extension``); ``close_exam`` collects the submissions and
 reports, for each one, its time and how late it came. Lateness is nbgrader's own: the gradebook's
 ``SubmittedAssignment.total_seconds_late`` (submission timestamp minus due date, extension
 included), and the penalty comes from nbgrader's configured late-submission plugin
@@ -160,6 +161,23 @@ def late_penalty(plugin: LateSubmissionPlugin, student: str, grade: float, secon
     return float(min(max(penalty, 0.0), grade))
 
 
+def store_late_penalty(submission: Any, plugin: LateSubmissionPlugin) -> None:
+    """Set nbgrader's ``late_submission_penalty`` of each notebook of a gradebook ``submission``, as
+    nbgrader's ``AssignLatePenalties`` does when it autogrades (in notebook points), so that the
+    formgrader and ``nbgrader export`` show it too. The caller commits."""
+    from sqlalchemy.orm import object_session
+
+    seconds = float(submission.total_seconds_late or 0.0)
+    for notebook in submission.notebooks:
+        object_session(notebook).expire(notebook, ["score"])  # re-read: grades may have just changed
+        notebook.late_submission_penalty = None
+        if seconds > 0:
+            score = float(notebook.score or 0.0)
+            penalty = plugin.late_submission_penalty(submission.student.id, score, seconds)
+            if penalty is not None:
+                notebook.late_submission_penalty = min(max(float(penalty), 0.0), score)
+
+
 def minutes_text(seconds: float) -> str:
     """``25 min``, ``1 h 05 min`` or ``40 s`` for a duration in seconds."""
     if seconds < 60:
@@ -269,6 +287,48 @@ def open_exam(course: Course, assignment: str, *, start: str | dt.datetime | Non
     return ExamSession(assignment, begin, due, minutes, built, path)
 
 
+def extend(course: Course, assignment: str, student: str, minutes: float) -> dt.datetime:
+    """Give ``student`` ``minutes`` more for ``assignment`` (e.g. a third more time for a student
+    entitled to it); return the student's own deadline.
+
+    Stored as nbgrader's ``SubmittedAssignment.extension``, which nbgrader's lateness (and so the
+    late penalty) takes into account; 0 removes the extension. Can be given before the student
+    hands anything in.
+    """
+    import warnings
+
+    from nbgrader.api import MissingEntry
+
+    if not math.isfinite(minutes) or minutes < 0:
+        raise ExamError(f"an extension is a number of minutes >= 0, not {minutes:g}")
+    due = deadline(course, assignment)
+    if due is None:
+        raise ExamError(f"{assignment} has no deadline to extend: open it first with `edsgrade exam open {assignment}`.")
+    with course.gradebook() as gb:
+        gb.update_or_create_student(student)
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            with warnings.catch_warnings():  # nbgrader's add_submission trips a harmless SQLAlchemy warning
+                warnings.simplefilter("ignore")
+                submission = gb.add_submission(assignment, student)
+        submission.extension = dt.timedelta(minutes=minutes) if minutes else None
+        gb.db.commit()
+    return due + dt.timedelta(minutes=minutes)
+
+
+def extensions(course: Course, assignment: str) -> dict[str, dt.timedelta]:
+    """The extensions given for ``assignment``, by student."""
+    from nbgrader.api import MissingEntry
+
+    with course.gradebook() as gb:
+        try:
+            subs = gb.assignment_submissions(assignment)
+        except MissingEntry:
+            return {}
+        return {s.student.id: s.extension for s in subs if s.extension}
+
+
 @dataclass
 class Arrival:
     """One collected submission: when it arrived and how late."""
@@ -276,6 +336,7 @@ class Arrival:
     student: str
     timestamp: dt.datetime | None  # naive UTC
     seconds_late: float
+    extension: dt.timedelta | None = None
 
     @property
     def late(self) -> bool:
@@ -332,10 +393,12 @@ def close_exam(course: Course, assignment: str, *, force: bool = False,
     collect(course, assignment)
     report = CloseReport(assignment, due, policy=describe_policy(late_plugin(course)))
     students = course.submitted_students(assignment)
+    extra = extensions(course, assignment)
     for student in students:
         stamp = submission_time(course, student, assignment)
-        late = max(0.0, (stamp - due).total_seconds()) if stamp is not None else 0.0
-        report.arrivals.append(Arrival(student, stamp, late))
+        own = due + extra.get(student, dt.timedelta(0))
+        late = max(0.0, (stamp - own).total_seconds()) if stamp is not None else 0.0
+        report.arrivals.append(Arrival(student, stamp, late, extra.get(student)))
     with course.gradebook() as gb:
         report.missing = sorted(s.id for s in gb.students if s.id not in set(students))
     return report

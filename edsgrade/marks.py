@@ -188,8 +188,12 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
             submissions = gb.assignment_submissions(assignment)
         except MissingEntry:
             submissions = []
+        collected = set(course.submitted_students(assignment))
         for sub in submissions:
-            rows[sub.student.id] = _from_submission(sub, master, pol, plugin, text)
+            row = _from_submission(sub, master, pol, plugin, text)
+            if row.status == "not graded" and sub.student.id not in collected:
+                continue  # a gradebook entry made for an extension: nothing handed in (yet)
+            rows[sub.student.id] = row
     for student in course.submitted_students(assignment):
         if student not in rows:
             rows[student] = FinalGrade(student, assignment, "not graded", pol.scale, policy_text=pol.describe(),

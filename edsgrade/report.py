@@ -121,3 +121,39 @@ def write_course_csv(summary: CourseGrades, path: Path) -> None:
             cells = [_num(g.grade) if g is not None else "" for g in (row.grades[p.assignment]
                                                                       for p in summary.policies)]
             writer.writerow([row.student, *cells, _num(row.total), f"{summary.scale:g}", row.status_text()])
+
+
+def rubric_table(course: Course, assignment: str, student: str | None = None):
+    """A ``rich`` table of the rubric: one student's criteria (points, comments), or every student's points."""
+    from rich.table import Table
+
+    from .rubric import criteria, rubric_overview, rubric_state
+
+    if student:
+        table = Table(title=f"{assignment}: rubric of {student}")
+        for name in ("criterion", "points", "comment"):
+            table.add_column(name, justify="right" if name == "points" else "left")
+        for e in rubric_state(course, assignment, student):
+            pts = f"not marked / {e.max_points:g}" if e.points is None else f"{e.points:g} / {e.max_points:g}"
+            table.add_row(e.criterion, pts, e.comment)
+        return table
+    names = [c.name for c in criteria(load_master(course.master_path(assignment)))]
+    table = Table(title=f"{assignment}: rubric points (- : not marked yet)")
+    table.add_column("student")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("to mark", justify="right")
+    for name, entries in rubric_overview(course, assignment).items():
+        table.add_row(name, *("-" if e.points is None else f"{e.points:g}" for e in entries),
+                      str(sum(e.points is None for e in entries)))
+    return table
+
+
+def rubric_schemes(course: Course, assignment: str) -> str:
+    """The criteria of ``assignment`` with their points and mark schemes, as text for graders."""
+    from .rubric import criteria
+
+    items = criteria(load_master(course.master_path(assignment)))
+    if not items:
+        return f"{assignment} has no criterion graded by hand."
+    return "\n\n".join(f"{c.name} (0-{c.max_points:g} pt)\n{c.scheme}" for c in items)

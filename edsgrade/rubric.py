@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from nbgrader.api import MissingEntry
 
 from .course import Course, CourseError
+from .exam import late_plugin, store_late_penalty
 from .master import MARK_BEGIN, MARK_END, Master, load_master
 
 
@@ -77,8 +78,8 @@ def _criterion(master: Master, name: str) -> Criterion:
 
 def _check_student(course: Course, gb, assignment: str, student: str) -> None:
     try:
-        gb.find_submission(assignment, student)
-        return
+        if gb.find_submission(assignment, student).timestamp is not None:
+            return
     except MissingEntry:
         pass
     graded = sorted(s.student.id for s in _submissions(gb, assignment))
@@ -90,8 +91,9 @@ def _check_student(course: Course, gb, assignment: str, student: str) -> None:
 
 
 def _submissions(gb, assignment: str) -> list:
+    """Graded submissions (an entry made for an extension has no timestamp until graded)."""
     try:
-        return list(gb.assignment_submissions(assignment))
+        return [s for s in gb.assignment_submissions(assignment) if s.timestamp is not None]
     except MissingEntry:
         return []
 
@@ -144,6 +146,8 @@ def set_criterion(course: Course, assignment: str, student: str, criterion: str,
                 grade.needs_manual_grade = False
             if comment is not None:
                 gb.find_comment(c.name, master.name, assignment, student).manual_comment = comment
+            gb.db.flush()
+            store_late_penalty(gb.find_submission(assignment, student), late_plugin(course))
             gb.db.commit()
         except Exception:
             gb.db.rollback()

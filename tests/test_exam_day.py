@@ -19,7 +19,8 @@ import pytest
 from conftest import cli, grade_meta, new_course, toy_master
 from edsgrade.cohort import answer
 from edsgrade.course import Course
-from edsgrade.exam import ExamError, LatePenalty, close_exam, deadline, exam_settings
+from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_settings, extend, open_exam,
+                           parse_time)
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import grade_assignment
 from edsgrade.report import write_csv
@@ -94,9 +95,12 @@ def test_exam_day_end_to_end(toy_course):
     hand_in(course, "ana", master, None, due - dt.timedelta(minutes=30))      # everything, on time
     hand_in(course, "ben", master, ["q2"], due + dt.timedelta(minutes=25))    # q2 only, 25 min late
     hand_in(course, "cyd", master, None, due + dt.timedelta(minutes=3))       # late, but within the grace
+    assert extend(course, "exam", "dee", 30) == due + dt.timedelta(minutes=30)  # a third more time, say
+    hand_in(course, "dee", master, None, due + dt.timedelta(minutes=20))      # on time, with the extension
 
     out = ok(cli(root, "exam", "close", "exam"))
-    assert "collected 3 submissions" in out and "5 min of grace" in out
+    assert "collected 4 submissions" in out and "5 min of grace" in out
+    assert re.search(r"dee: .* on time \(extension 30 min\)", out)
     assert re.search(r"ana: .* on time", out) and re.search(r"ben: .* LATE by 25 min", out)
     assert re.search(r"cyd: .* LATE by 3 min", out)
 
@@ -114,7 +118,7 @@ def test_exam_day_end_to_end(toy_course):
                   comment="Sensitivity to the largest value, and the median compared: complete.")
     out = ok(cli(root, "rubric", "exam", "--student", "ana"))
     assert "Say which value dominates." in out and "4 / 4" in out
-    for student, r, c in (("ben", 2, 2), ("cyd", 3, None)):
+    for student, r, c in (("ben", 2, 2), ("cyd", 3, None), ("dee", 4, 2)):
         set_criterion(course, "exam", student, "reasoning", points=r, comment=f"reasoning of {student}")
         if c is not None:
             set_criterion(course, "exam", student, "clarity", points=c)
@@ -123,6 +127,10 @@ def test_exam_day_end_to_end(toy_course):
         assert gb.find_grade("clarity", "exam", "exam", "ana").manual_score == 1.5
         assert gb.find_comment("clarity", "exam", "exam", "ana").manual_comment == "Say which value dominates."
         assert not gb.find_grade("clarity", "exam", "exam", "ana").needs_manual_grade
+        # nbgrader's own late penalty (notebook points), as `nbgrader autograde` records it: 20 % of 2 + 4
+        assert gb.find_submission("exam", "ben").late_submission_penalty == pytest.approx(0.2 * 6)
+        assert gb.find_submission("exam", "ana").late_submission_penalty == 0
+        assert gb.find_submission("exam", "cyd").late_submission_penalty == 0  # within the grace
 
     # errors name what is valid
     proc = cli(root, "rubric", "exam", "--student", "ana", "--criterion", "clarty", "--points", "1")
@@ -134,7 +142,7 @@ def test_exam_day_end_to_end(toy_course):
         set_criterion(course, "exam", "ana", "reasoning", points=-1)
     with pytest.raises(RubricError, match=r"'q1' is graded automatically.*reasoning \(0-4 pt\)"):
         set_criterion(course, "exam", "ana", "q1", points=1)
-    with pytest.raises(RubricError, match=r"no graded submission of exam by 'zed'; students: ana, ben, cyd"):
+    with pytest.raises(RubricError, match=r"no graded submission of exam by 'zed'; students: ana, ben, cyd, dee"):
         set_criterion(course, "exam", "zed", "reasoning", points=1)
     with pytest.raises(RubricError, match=r"give --points"):
         set_criterion(course, "exam", "ana", "reasoning")
@@ -153,6 +161,7 @@ def test_exam_day_end_to_end(toy_course):
     assert float(rows["ben"]["grade"]) == pytest.approx(0.8 * ben_raw)
     assert float(rows["ben"]["late_minutes"]) == pytest.approx(25)
     assert rows["cyd"]["grade"] == "" and "clarity to mark" in rows["cyd"]["status"]
+    assert (rows["dee"]["grade"], rows["dee"]["late_minutes"], rows["dee"]["penalty"]) == ("20", "0", "0")
 
     write_feedback(course, "exam")
     html = (root / "feedback" / "ana" / "exam" / "exam.html").read_text()
@@ -253,10 +262,19 @@ def test_exam_close_refuses_before_the_deadline_and_bad_settings(toy_course):
     course = Course(root)
     with course.gradebook() as gb:
         gb.add_assignment("exam", duedate=dt.datetime.utcnow() + dt.timedelta(minutes=30))
-    proc = cli(root, "exam", "close", "exam")
-    assert proc.returncode == 1 and "students may still be working" in proc.stderr and "--force" in proc.stderr
+    with pytest.raises(ExamError, match=r"in (29|30) min: students may still be working.*--force"):
+        close_exam(course, "exam")
     nb.metadata["edsgrade"]["exam"]["auto_share"] = 1.5
     nbformat.write(nb, root / "source" / "exam" / "exam.ipynb")
-    proc = cli(root, "exam", "open", "exam", "--duration", "10")
-    assert proc.returncode == 1 and "auto_share must be a number between 0 and 1" in proc.stderr
-    assert not Path(root / "release" / "exam").exists()
+    with pytest.raises(ExamError, match="auto_share must be a number between 0 and 1"):
+        open_exam(course, "exam", duration_minutes=10)
+    nb.metadata["edsgrade"]["exam"] = {"auto_share": 0.5, "length": 10}
+    nbformat.write(nb, root / "source" / "exam" / "exam.ipynb")
+    with pytest.raises(ExamError, match="unknown setting.*length; known: auto_share, duration_minutes"):
+        open_exam(course, "exam")
+    with pytest.raises(ExamError, match="cannot read the time 'tomorrow-ish'"):
+        parse_time(course, "tomorrow-ish")
+    assert not Path(root / "release" / "exam").exists()  # nothing was built or released
+    # a time without a zone is in the course's time zone (c.Exchange.timezone, UTC here)
+    assert parse_time(course, "2026-06-12 09:00") == dt.datetime(2026, 6, 12, 9, 0)
+    assert parse_time(course, "2026-06-12T09:00+02:00") == dt.datetime(2026, 6, 12, 7, 0)
