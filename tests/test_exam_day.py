@@ -23,11 +23,11 @@ from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_se
                            parse_time)
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import grade_assignment
-from edsgrade.report import write_csv
+from edsgrade.report import rubric_schemes, write_csv
 from edsgrade.exchange import fetch, submit
 from edsgrade.marks import combine, course_grades, policy
 from edsgrade.master import load_master
-from edsgrade.rubric import RubricError, rubric_state, set_criterion
+from edsgrade.rubric import RubricError, rubric_overview, rubric_state, set_criterion
 
 STAMP = "%Y-%m-%d %H:%M:%S.%f UTC"
 REASONING = """The mean is pulled up by the largest value.
@@ -131,6 +131,12 @@ def test_exam_day_end_to_end(toy_course):
         assert gb.find_submission("exam", "ben").late_submission_penalty == pytest.approx(0.2 * 6)
         assert gb.find_submission("exam", "ana").late_submission_penalty == 0
         assert gb.find_submission("exam", "cyd").late_submission_penalty == 0  # within the grace
+
+    # graders read the mark schemes from the master (never released)
+    schemes = rubric_schemes(course, "exam")
+    assert "reasoning (0-4 pt)\n4 pt: says the mean is sensitive" in schemes and "clarity (0-2 pt)" in schemes
+    assert [(s, [e.points for e in entries]) for s, entries in rubric_overview(course, "exam").items()] == [
+        ("ana", [4, 1.5]), ("ben", [2, 2]), ("cyd", [3, None]), ("dee", [4, 2])]
 
     # errors name what is valid
     proc = cli(root, "rubric", "exam", "--student", "ana", "--criterion", "clarty", "--points", "1")
