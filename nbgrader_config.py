@@ -29,3 +29,20 @@ c.Grader.timeout = 900
 c.Grader.memory = 4096  # MiB of address space per process of a submission
 c.Grader.workers = 0  # submissions graded at once; 0 = one per CPU core
 c.Grader.sandbox = "auto"  # full sandbox when run as root; "on" refuses to grade without it
+
+# Grades (edsgrade grades, feedback): reported out of 20; each assignment counts in the course total
+# with its weight (default 1; a master may set "edsgrade": {"weight": 0} to inform without counting).
+c.Grades.scale = 20
+# c.Grades.assignments = {"lab0-python": {"weight": 0}}
+
+# Exams (edsgrade exam open/close, docs/exam.md): the automatic part's share of the final grade and
+# the length of the exam; a master overrides them with "edsgrade": {"exam": {"auto_share": 0.4, ...}}.
+c.Exam.auto_share = 0.4
+c.Exam.duration_minutes = 240
+# Late submissions: nbgrader's late-penalty setting, with edsgrade's plugin (grace, then a share of the
+# grade per started period). Lateness = submission time - the due date stored by `edsgrade exam open`.
+c.AssignLatePenalties.plugin_class = "edsgrade.exam.LatePenalty"
+c.LatePenalty.penalty_method = "per_period"  # or "none" (flag only) or "zero"
+c.LatePenalty.grace_minutes = 5
+c.LatePenalty.period_minutes = 10
+c.LatePenalty.fraction_per_period = 0.1

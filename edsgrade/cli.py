@@ -109,12 +109,85 @@ def cmd_feedback(args: argparse.Namespace) -> None:
 
 
 def cmd_grades(args: argparse.Namespace) -> None:
-    from .report import score_table, write_csv
+    from .report import course_table, grade_table, score_table, write_course_csv, write_csv
 
     course = _course(args)
-    rows = write_csv(course, args.assignment, Path(args.csv))
+    if args.course or not args.assignment:
+        from .marks import course_grades
+
+        summary = course_grades(course, args.scale)
+        console.print(course_table(summary))
+        if args.csv:
+            write_course_csv(summary, Path(args.csv))
+            console.print(f"wrote {len(summary.rows)} rows to {args.csv}")
+        return
     console.print(score_table(course, args.assignment))
-    console.print(f"wrote {len(rows)} rows to {args.csv}")
+    console.print(grade_table(course, args.assignment, args.scale))
+    if args.csv:
+        rows = write_csv(course, args.assignment, Path(args.csv), args.scale)
+        console.print(f"wrote {len(rows)} rows to {args.csv}")
+
+
+def cmd_rubric(args: argparse.Namespace) -> None:
+    from .report import rubric_schemes, rubric_table
+    from .rubric import RubricError, set_criterion
+
+    course = _course(args)
+    if args.scheme:
+        console.print(rubric_schemes(course, args.assignment), markup=False)
+        return
+    if args.criterion or args.points is not None or args.comment is not None:
+        if not args.student or not args.criterion:
+            raise RubricError("to mark a criterion, give --student S --criterion C and --points P and/or --comment TEXT")
+        entry = set_criterion(course, args.assignment, args.student, args.criterion, points=args.points,
+                              comment=args.comment)
+        points = "not marked" if entry.points is None else f"{entry.points:g} / {entry.max_points:g}"
+        console.print(f"{args.assignment} / {args.student} / {entry.criterion}: {points}"
+                      + (f" — {entry.comment}" if entry.comment else ""), markup=False)
+        return
+    console.print(rubric_table(course, args.assignment, args.student))
+
+
+def cmd_exam(args: argparse.Namespace) -> None:
+    from .exam import ExamError, close_exam, deadline, extend, minutes_text, open_exam, show_time, utcnow
+
+    course = _course(args)
+    if args.action == "open":
+        session = open_exam(course, args.assignment, start=args.start, duration_minutes=args.duration, echo=echo)
+        console.print(f"[green]opened[/] {args.assignment}: released to {session.release}", highlight=False)
+        console.print(f"start {show_time(course, session.start)}, duration {session.duration_minutes:g} min, "
+                      f"deadline {show_time(course, session.deadline)} (stored in the gradebook)", markup=False)
+        return
+    if args.action == "close":
+        report = close_exam(course, args.assignment, force=args.force)
+        console.print(f"[green]collected[/] {len(report.arrivals)} submissions of {args.assignment} "
+                      f"(deadline {show_time(course, report.deadline)}; late policy: {report.policy})",
+                      highlight=False)
+        for a in report.arrivals:
+            when = show_time(course, a.timestamp) if a.timestamp else "no timestamp"
+            flag = f"LATE by {minutes_text(a.seconds_late)}" if a.late else "on time"
+            if a.extension:
+                flag += f" (extension {minutes_text(a.extension.total_seconds())})"
+            console.print(f"  {a.student}: {when}, {flag}", markup=False)
+        if report.missing:
+            console.print(f"no submission from: {', '.join(report.missing)}", markup=False)
+        console.print(f"next: edsgrade grade {args.assignment}; edsgrade rubric {args.assignment} ...; "
+                      f"edsgrade feedback {args.assignment}", markup=False)
+        return
+    if args.action == "extend":
+        if not args.student or args.minutes is None:
+            raise ExamError("give --student S and --minutes M (extra minutes; 0 removes the extension)")
+        own = extend(course, args.assignment, args.student, args.minutes)
+        console.print(f"{args.student}: {args.minutes:g} extra minutes, own deadline {show_time(course, own)}",
+                      markup=False)
+        return
+    due = deadline(course, args.assignment)
+    if due is None:
+        console.print(f"{args.assignment} has no deadline: not opened as an exam", markup=False)
+        return
+    left = (due - utcnow()).total_seconds()
+    state = f"{minutes_text(left)} left" if left > 0 else f"closed {minutes_text(-left)} ago"
+    console.print(f"{args.assignment}: deadline {show_time(course, due)} ({state})", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -205,8 +278,30 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=int, help="seconds allowed per submission")
     f = command("feedback", cmd_feedback, "write HTML feedback for graded submissions into feedback/")
     f.add_argument("--student", action="append", help="only this student (repeatable)")
-    gr = command("grades", cmd_grades, "export the gradebook's scores as CSV")
-    gr.add_argument("--csv", required=True, help="output CSV path")
+    gr = command("grades", cmd_grades, "final grades of an assignment, or the course total (weighted by "
+                                       "assignment); optionally as CSV", assignment=False)
+    gr.add_argument("assignment", nargs="?", help="assignment name (none: the course total)")
+    gr.add_argument("--course", action="store_true", help="the course total: every assignment, weighted")
+    gr.add_argument("--csv", help="also write the grades to this CSV file")
+    gr.add_argument("--scale", type=float, help="grades out of this (default c.Grades.scale, 20)")
+    ru = command("rubric", cmd_rubric, "rubric grading: mark a criterion (points, comment) or show the rubric")
+    ru.add_argument("--student", help="student id (alone: show this student's rubric)")
+    ru.add_argument("--criterion", help="criterion to mark (the grade_id of a manually graded cell)")
+    ru.add_argument("--points", type=float, help="points for the criterion (0 to its maximum)")
+    ru.add_argument("--comment", help="comment for the student on this criterion")
+    ru.add_argument("--scheme", action="store_true", help="show the criteria and their mark schemes")
+    ex = command("exam", cmd_exam, "exam day: open (build, set the deadline, release), close (collect, flag "
+                                   "late submissions), status, extend (extra time)", assignment=False)
+    ex.add_argument("action", choices=("open", "close", "status", "extend"),
+                    help="open, close, status, or extend (extra time for one student)")
+    ex.add_argument("assignment", help="assignment name")
+    ex.add_argument("--start", help="(open) start time, e.g. '2026-06-12 09:00' (default: now; a time without "
+                                    "a zone is in c.Exchange.timezone)")
+    ex.add_argument("--duration", type=float, help="(open) minutes (default: c.Exam.duration_minutes or the "
+                                                   "master's edsgrade.exam.duration_minutes)")
+    ex.add_argument("--force", action="store_true", help="(close) collect even before the deadline")
+    ex.add_argument("--student", help="(extend) student id")
+    ex.add_argument("--minutes", type=float, help="(extend) extra minutes for this student (0: none)")
     d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
     d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")

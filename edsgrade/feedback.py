@@ -2,7 +2,9 @@
 
 Each autograded question shows points earned / possible and its cases; public cases show their
 failure messages, hidden cases show their name and points only (never their code or message).
-Questions graded by hand show the grader's points and comment once entered in the gradebook.
+Questions graded by hand (rubric criteria) show the grader's points and comment once entered in
+the gradebook, and the page ends with the final grade: both parts combined as
+:mod:`edsgrade.marks` says, with the late penalty if any.
 The page is named after the notebook (``feedback/S/A/A.html``) as nbgrader's
 ``release_feedback`` expects.
 """
@@ -16,6 +18,7 @@ from nbgrader.api import MissingEntry
 
 from .course import Course, CourseError
 from .grading.autograde import SubmissionResult, read_result
+from .marks import FinalGrade, final_grades
 from .master import Master, load_master
 
 _ENV = Environment(loader=PackageLoader("edsgrade", "templates"), autoescape=select_autoescape(["html", "j2"]))
@@ -47,8 +50,8 @@ def manual_grades(course: Course, master: Master, student: str) -> list[ManualGr
     return out
 
 
-def render(result: SubmissionResult, manual: list[ManualGrade]) -> str:
-    """The feedback page of one graded submission."""
+def render(result: SubmissionResult, manual: list[ManualGrade], final: FinalGrade | None = None) -> str:
+    """The feedback page of one graded submission (with its final grade when ``final`` is given)."""
     graded = [m for m in manual if m.score is not None]
     summary = (f"{sum(m.score or 0 for m in graded):g} / {sum(m.max_points for m in manual):g} points"
                if len(graded) == len(manual) else f"{len(graded)} of {len(manual)} graded so far")
@@ -56,13 +59,14 @@ def render(result: SubmissionResult, manual: list[ManualGrade]) -> str:
         assignment=result.assignment, student=result.student, timestamp=result.timestamp,
         score=result.score, max_score=result.max_score, message=result.message, notes=result.notes,
         questions=result.questions, manual=manual, manual_summary=summary,
-        problems=result.execution.get("described", []))
+        problems=result.execution.get("described", []), final=final)
 
 
 def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:
     """Write the feedback of every graded submission of ``assignment`` (or of ``students``)."""
     master = load_master(course.master_path(assignment))
     written: list[Path] = []
+    finals = {f.student: f for f in final_grades(course, assignment)}
     for student in students or course.submitted_students(assignment):
         result = read_result(course, student, assignment)
         if result is None:
@@ -72,6 +76,6 @@ def write_feedback(course: Course, assignment: str, students: list[str] | None =
         folder = course.feedback_dir(student, assignment)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{master.name}.html"
-        path.write_text(render(result, manual_grades(course, master, student)), encoding="utf-8")
+        path.write_text(render(result, manual_grades(course, master, student), finals.get(student)), encoding="utf-8")
         written.append(path)
     return written

@@ -2,6 +2,8 @@
 
 Autograded scores go in nbgrader's ``Grade.auto_score`` of each test cell, so ``nbgrader export``
 and formgrader see exactly what edsgrade computed; manual scores (formgrader) are never touched.
+A submission after the due date gets nbgrader's late penalty from the configured plugin, as
+``nbgrader autograde`` would give it (the final grade's penalty is :mod:`edsgrade.marks`').
 One submission's grades are written in one transaction.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
 
 from .course import Course
+from .exam import late_plugin, store_late_penalty
 from .master import Master
 
 
@@ -50,6 +53,8 @@ def record(course: Course, master: Master, result: Any) -> None:
             for m in master.manual:
                 grade = gb.find_grade(m.grade_id, notebook, assignment, result.student)
                 grade.needs_manual_grade = grade.manual_score is None
+            gb.db.flush()
+            store_late_penalty(submission, late_plugin(course))
             gb.db.commit()
         except Exception:
             gb.db.rollback()
@@ -65,6 +70,9 @@ def read_grades(course: Course, assignment: str) -> list[StudentGrades]:
         except MissingEntry:
             return rows
         for sub in submissions:
+            if sub.timestamp is None and not any(g.auto_score is not None or g.manual_score is not None
+                                                 for nb in sub.notebooks for g in nb.grades):
+                continue  # made for an extension (edsgrade exam extend): nothing handed in yet
             scores: dict[str, float] = {}
             needs_manual = False
             for nb in sub.notebooks:

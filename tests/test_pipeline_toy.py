@@ -46,7 +46,10 @@ def test_full_cycle_with_the_cli(toy_course):
     assert (rows["alice"]["q1"], rows["alice"]["q2"], rows["alice"]["total"]) == ("3", "2", "5")
     assert rows["bob"]["total"] == "0"
     assert (rows["carol"]["q1"], rows["carol"]["q2"]) == ("0", "2")
-    assert list(rows["alice"]) == ["student", "q1", "q2", "why", "total", "max_score"]
+    assert list(rows["alice"]) == ["student", "q1", "q2", "why", "total", "max_score", "auto", "auto_max", "manual",
+                                   "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
+    # the answer graded by hand is not marked yet: no grade, and the report says why
+    assert rows["alice"]["grade"] == "" and "rubric pending: why" in rows["alice"]["status"]
 
     html = (root / "feedback" / "carol" / "toy" / "toy.html").read_text()
     assert "q2 — 2 / 2 points" in html and "mean_matches_reference" in html
@@ -65,6 +68,8 @@ def test_full_cycle_with_the_cli(toy_course):
     ok(cli(root, "grades", "toy", "--csv", str(root / "grades.csv")))
     rows = {r["student"]: r for r in csv.DictReader(open(root / "grades.csv"))}
     assert (rows["alice"]["why"], rows["alice"]["total"]) == ("1", "6")
+    assert (rows["alice"]["grade"], rows["alice"]["out_of"], rows["alice"]["status"]) == ("20", "20", "final")
+    assert "Final grade: 20.00 / 20" in html
 
 
 def released_and_collected(root, student):
