@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml
 	# the local CPU build of PyTorch, first, before anything can ask for a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+	# rfc3987-syntax, an optional extra of jsonschema (pulled in by jupyter-events), builds a parser
+	# at import time: 2-4 s on every `import nbformat`, i.e. every edsgrade command and grading
+	# process. jsonschema only uses it to check the "iri" format, which no notebook schema has.
+	$(BIN)/pip uninstall --quiet --yes rfc3987-syntax
 	touch $(STAMP)
 
 demo: install
@@ -50,6 +54,7 @@ hub-env: install
 	else echo "building the single-user environment in $(SHARED_VENV) ($(VENV) is not readable by other users)"; \
 	  $(PYTHON) -m venv $(SHARED_VENV) && $(SHARED_VENV)/bin/pip install --quiet --upgrade pip \
 	  && $(SHARED_VENV)/bin/pip install --quiet torch==2.13.0 && $(SHARED_VENV)/bin/pip install --quiet '.[hub]' \
+	  && $(SHARED_VENV)/bin/pip uninstall --quiet --yes rfc3987-syntax \
 	  && chmod -R a+rX $(SHARED_VENV) && touch $(SHARED_VENV)/.installed; fi
 
 # Start the course hub on this machine (as root): http://localhost:8000, see the README.
