@@ -16,6 +16,7 @@ REGISTRY: dict[str, str] = {
     "river": "edsgrade.datasets.river",
     "volcano": "edsgrade.datasets.volcano",
     "location": "edsgrade.datasets.location",
+    "deeplearning": "edsgrade.datasets.deeplearning",
 }
 
 Generator = Callable[[Path, int], list[Path]]
