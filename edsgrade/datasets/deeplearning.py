@@ -28,7 +28,7 @@ from . import picking, volcano
 EVENTS_FILE = "volcano_events.npz"
 PICKING_FILE = "picking.npz"
 EVENTS_PER_CLASS = 50
-PICKING_RECORDS = 400
+PICKING_RECORDS = 300
 
 
 def generate(dest: Path, seed: int) -> list[Path]:
