@@ -120,7 +120,7 @@ torch.manual_seed(SEED)
 small_model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
 small_n_params = sum(p.numel() for p in small_model.parameters())
 t0 = time.perf_counter()
-fit(small_model, train_loader, test_loader, 30, lr=5e-3)
+fit(small_model, train_loader, test_loader, 30, lr=1e-2)
 small_seconds = time.perf_counter() - t0
 predict_small = lambda X: predict_with(small_model, X)
 small_test_accuracy = float(np.mean(predict_small(X_test) == y_test))
