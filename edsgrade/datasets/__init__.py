@@ -17,6 +17,7 @@ REGISTRY: dict[str, str] = {
     "volcano": "edsgrade.datasets.volcano",
     "location": "edsgrade.datasets.location",
     "lidar": "edsgrade.datasets.lidar",
+    "deeplearning": "edsgrade.datasets.deeplearning",
 }
 
 Generator = Callable[[Path, int], list[Path]]
