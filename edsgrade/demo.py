@@ -19,7 +19,8 @@ from .grading.autograde import SubmissionResult, grade_assignment
 from .master import load_master
 
 #: the labs ``edsgrade demo`` runs, in order, when none is named
-DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab0-python", "lab1-calibration", "lab2-volcano", "lab3-location", "lab4-lidar")
+DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab0-python", "lab1-calibration", "lab2-volcano", "lab3-location", "lab4-lidar",
+                                     "lab5-deep-learning")
 COHORT: dict[str, str] = {
     "ada": "full", "ben": "partial", "chloe": "blank", "dmitri": "raises", "eve": "never-finishes",
     "farid": "edits-test-cell", "gaia": "deletes-test-cells", "hugo": "corrupt",
