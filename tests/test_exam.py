@@ -6,6 +6,7 @@ solution, another strong approach, a weak one, one that fits on the blind wells,
 """
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
@@ -231,7 +232,7 @@ def test_fitting_on_the_blind_wells_loses_the_leak_points(exam):
     assert got["integrity"] == 2, failed(result)
     lost = [c for q in result.questions for c in q.cases if not c.passed]
     assert [c.name for c in lost] == ["blind_wells_never_used_to_fit"], failed(result)
-    assert "blind wells are used to fit" in lost[0].message and "fit(...)" in lost[0].message
+    assert "blind wells are used to fit: code cell" in lost[0].message and "fit(...)" in lost[0].message
 
 
 def test_no_predictions_file_loses_the_prediction_points(exam):
@@ -245,3 +246,42 @@ def test_no_predictions_file_loses_the_prediction_points(exam):
 def test_the_untouched_release_gets_nothing(exam):
     result = exam.results["blank"]
     assert result.score == 0, {q.grade_id: q.points for q in result.questions}
+
+
+# --- the static leak check on its own: what it flags, and the honest code it must not flag -------------------
+HONEST = [
+    # a name used for the blind wells first, then re-bound to training data before fitting
+    "X = blind[LOGS]\npreview = X.describe()\nX = wells[LOGS]\nmodel.fit(X, wells['facies'])",
+    # the usual train_test_split names, on the training wells only
+    "X_train, X_test, y_train, y_test = train_test_split(wells[LOGS], wells['facies'])\n"
+    "scaler = StandardScaler().fit(X_train)\nmodel.fit(scaler.transform(X_train), y_train)\n"
+    "model.predict(scaler.transform(blind[LOGS]))",
+    # predicting and writing the blind wells in a loop
+    "for name, m in models.items():\n    m.fit(X, y)\n    out = m.predict(blind.drop(columns='id'))\n"
+    "pd.DataFrame({'id': blind['id'], 'facies': out}).to_csv('predictions.csv', index=False)",
+    "%matplotlib inline\nmodel.fit(X, y)",
+]
+LEAKS = [
+    "both = pd.concat([wells, blind])\nscaler = StandardScaler()\nscaler.fit(both[LOGS])",
+    "t = pd.read_csv('data/test.csv')\nclusters = KMeans(6).fit_predict(t[LOGS])",
+    "scores = cross_val_score(model, blind[LOGS], labels)",
+    "X_blind = blind[LOGS]\nfor m in models.values():\n    m.partial_fit(X_blind, m.predict(X_blind))",
+    "Z = StandardScaler().fit_transform(blind[LOGS])",
+]
+
+
+@pytest.mark.parametrize("code", HONEST + LEAKS)
+def test_the_static_leak_check_flags_fits_on_the_blind_wells_only(code):
+    from edsgrade.grading.context import RunInfo
+    from edsgrade.grading.judge import judge_question
+
+    master = load_master(Path(__file__).resolve().parents[1] / "source" / A / f"{A}.ipynb")
+    run = RunInfo(completed=True, seconds=1.0, figures=1, code=("import numpy as np", code))
+    results = pd.DataFrame({"model": ["a"], "validation": ["b"], "metric": ["accuracy"], "score": [0.5]})
+    result = judge_question(master.question("integrity"), {"results": results}, None, {"run": run})
+    verdict = {c.name: c.passed for c in result.cases}
+    assert verdict["blind_wells_never_used_to_fit"] == (code in HONEST), result.cases
+    assert verdict["notebook_runs_top_to_bottom_within_the_time_limit"]
+    late = RunInfo(completed=False, seconds=600.0, figures=1, limits_hit=("notebook-time",), code=(code,))
+    result = judge_question(master.question("integrity"), {"results": results}, None, {"run": late})
+    assert not {c.name: c.passed for c in result.cases}["notebook_runs_top_to_bottom_within_the_time_limit"]

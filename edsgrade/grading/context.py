@@ -139,7 +139,7 @@ class RunInfo:
     Put that test cell last in the master so that it sees the whole run.
     """
 
-    completed: bool  # every code cell before it ran, without error, within every limit
+    completed: bool  # every code cell before it ran, without error, within every limit (long output aside)
     seconds: float  # wall time of the student's cells so far
     figures: int  # outputs holding an image (matplotlib figures...)
     limits_hit: tuple[str, ...] = ()  # cell-time, notebook-time, memory...
@@ -154,7 +154,8 @@ def run_info(nb: Any, upto: int, problems: list[Any], limits_hit: list[str], sec
     figures = sum(1 for c in cells for o in c.get("outputs", [])
                   if o.get("output_type") in ("display_data", "execute_result")
                   and any(t in o.get("data", {}) for t in FIGURE_TYPES))
-    return RunInfo(completed=not problems and not limits_hit, seconds=round(seconds, 3), figures=figures,
+    stopped = [limit for limit in limits_hit if limit != "output"]  # truncated output is not a failed run
+    return RunInfo(completed=not problems and not stopped, seconds=round(seconds, 3), figures=figures,
                    limits_hit=tuple(limits_hit), problems=tuple(p.describe() for p in problems),
                    code=tuple(c.source for c in cells))
 
