@@ -132,3 +132,11 @@ def test_a_run_whose_process_died_is_judged_on_its_files(pool, tmp_path):
     execution, result = run_to_checkpoint(pool, tmp_path, sources, hidden, cell_timeout=10)
     got = {c.name: c.passed for c in result.cases}
     assert got == {"x_is_set": False, "wrote_the_file": True, "ran_within_the_limit": False, "showed_a_figure": False}
+
+
+def test_a_file_handed_in_but_not_written_by_the_run_is_refused(tmp_path):
+    (tmp_path / "predictions.csv").write_text("id,facies\n")
+    os.utime(tmp_path / "predictions.csv", (1_000_000, 1_000_000))
+    with pytest.raises(SubmissionFileError, match="not written when the notebook ran"):
+        SubmissionFiles(tmp_path, since=2_000_000).text("predictions.csv")
+    assert SubmissionFiles(tmp_path, since=500_000).text("predictions.csv") == "id,facies\n"

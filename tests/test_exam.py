@@ -6,6 +6,8 @@ solution, another strong approach, a weak one, one that fits on the blind wells,
 """
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -143,6 +145,8 @@ def submissions(master) -> dict[str, dict[str, str]]:
 def exam(tmp_path_factory) -> SimpleNamespace:
     root = new_course(tmp_path_factory.mktemp("exam"), (A,))
     course = Course(root)
+    # what the master leaves in source/ when the instructor runs it in Jupyter: never released
+    (course.source_dir(A) / "predictions.csv").write_text("id,facies\n0,shale\n")
     report = build(course, A)
     exchange.release(course, A)
     master = load_master(course.master_path(A))
@@ -155,6 +159,12 @@ def exam(tmp_path_factory) -> SimpleNamespace:
     exchange.fetch(course, A, "blank")
     exchange.submit(course, A, "blank")
     exchange.collect(course, A)
+    # a predictions.csv from an earlier run, handed in beside the notebook (the course's nbgrader
+    # configuration drops it at submission; a course without that rule still grades only what the run wrote)
+    stale = course.submitted_dir("no-predictions", A) / "predictions.csv"
+    ids = pd.read_csv(course.release_dir(A) / "data" / "test.csv")["id"]
+    pd.DataFrame({"id": ids, "facies": "shale"}).to_csv(stale, index=False)
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
     results = {r.student: r for r in grade_assignment(course, A, cell_timeout=120, progress=False)}
     return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
 
@@ -185,7 +195,7 @@ def test_hidden_labels_never_reach_the_release_or_the_masters_run(exam):
     audit = pd.read_csv(hidden / "audit.csv")
     assert len(labels) > 500 and set(labels["facies"]) >= {"sandstone", "shale", "limestone"}
     sequence = ",".join(labels["facies"])
-    rows = [f"{i},{f}" for i, f in zip(labels["id"][:50], labels["facies"][:50])]
+    rows = {f"{i},{f}" for i, f in zip(labels["id"], labels["facies"])}
     audit_rows = audit.drop(columns="facies").round(6).astype(str).agg(",".join, axis=1).head(30).tolist()
     folders = [exam.course.release_dir(A), exam.course.source_dir(A), exam.course.exchange_root,
                exam.course.student_home("solution"), exam.root / "submitted"]
@@ -195,7 +205,8 @@ def test_hidden_labels_never_reach_the_release_or_the_masters_run(exam):
             assert "test_labels" not in path.name and "audit" not in path.name, path
             text = path.read_text(errors="replace")
             assert sequence[:2000] not in text, path
-            assert not [r for r in rows if f"\n{r}\n" in text], path
+            # a labels file, in any row order (a constant guess matches some rows, never most)
+            assert len(rows & set(text.splitlines())) < 0.6 * len(rows), path
     test_csv = pd.read_csv(exam.course.release_dir(A) / "data" / "test.csv")
     assert "facies" not in test_csv.columns and list(test_csv["id"]) == list(labels["id"])
     assert audit["well"].nunique() == 2 and not set(audit["well"]) & set(test_csv["well"])
@@ -203,7 +214,7 @@ def test_hidden_labels_never_reach_the_release_or_the_masters_run(exam):
     assert not [r for r in audit_rows if r in train]  # the audit wells are not in the training data
     # the master's own run saw the release's files only (its working copy is a copy of source/)
     assert not (exam.course.source_dir(A) / "hidden").exists()
-    assert not list(exam.course.source_dir(A).rglob("predictions.csv"))
+    assert not list(exam.course.release_dir(A).rglob("predictions.csv"))
     assert find_leaks(exam.course.release_dir(A), exam.master.secret_lines()) == []
 
 
@@ -240,7 +251,7 @@ def test_no_predictions_file_loses_the_prediction_points(exam):
     got = points(result)
     assert got["predictions"] == 0 and result.score == 12, failed(result)
     messages = [c.message for q in result.questions for c in q.cases if not c.passed]
-    assert any("did not write predictions.csv" in m for m in messages)
+    assert any("predictions.csv was not written when the notebook ran" in m for m in messages), messages
 
 
 def test_the_untouched_release_gets_nothing(exam):

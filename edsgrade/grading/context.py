@@ -9,8 +9,8 @@ in the grader's process (never in the student's):
     never copied into ``source/``, ``release/``, the sandbox or the master's own build run.
 ``files``
     :class:`SubmissionFiles`: read-only access to files the notebook wrote in its working copy
-    (``files.text("predictions.csv")``), read as bytes by the grader with a size cap; links and
-    non-regular files are refused.
+    (``files.text("predictions.csv")``), read as bytes by the grader with a size cap; links,
+    non-regular files and files not written during the run (handed in beside the notebook) are refused.
 ``run``
     :class:`RunInfo`: how the notebook's run went up to this test cell: whether every cell ran
     without error within the limits, its time, the number of figures it showed, and the source of
@@ -71,10 +71,12 @@ class SubmissionFiles:
 
     Only plain names (no folder) are accepted; a link, a folder, a pipe or a file over ``limit``
     bytes is refused with a :class:`SubmissionFileError`, whose message a case failure shows.
+    With ``since`` (a time stamp), a file last modified before it (a copy handed in with the
+    notebook, not written by this run) is refused too.
     """
 
-    def __init__(self, workdir: Path | None, limit: int = DEFAULT_FILE_LIMIT) -> None:
-        self.workdir, self.limit = workdir, limit
+    def __init__(self, workdir: Path | None, limit: int = DEFAULT_FILE_LIMIT, since: float | None = None) -> None:
+        self.workdir, self.limit, self.since = workdir, limit, since
 
     def read_bytes(self, name: str) -> bytes:
         if not name or "/" in name or name in (".", ".."):
@@ -94,6 +96,9 @@ class SubmissionFiles:
                 info = os.fstat(fd)
                 if not stat.S_ISREG(info.st_mode):
                     raise SubmissionFileError(f"{name} is not a regular file; write the file itself")
+                if self.since is not None and info.st_mtime < self.since:
+                    raise SubmissionFileError(f"{name} was not written when the notebook ran (it is the copy handed "
+                                              "in): the notebook itself must write it")
                 if info.st_size > self.limit:
                     raise SubmissionFileError(f"{name} is {info.st_size} bytes, more than the {self.limit} bytes "
                                               "the grader reads")
@@ -169,4 +174,5 @@ def session_context(session: Any, hidden: Path | None, limit: int = DEFAULT_FILE
         run = run_info(progress.notebook, session.at, progress.problems, progress.limits_hit, progress.seconds,
                        set(session.checkpoints))
     workdir = Path(session.jail.workdir) if getattr(session, "jail", None) is not None else None
-    return {"hidden": HiddenData(hidden), "files": SubmissionFiles(workdir, limit), "run": run}
+    since = getattr(session, "started", None)
+    return {"hidden": HiddenData(hidden), "files": SubmissionFiles(workdir, limit, since), "run": run}

@@ -85,6 +85,7 @@ class Session:
         self.progress: Execution | None = None  # the execution so far, set by the executor
         self.checkpoints: dict[int, str] = {}
         self.at = 0  # index of the cell being run or checked
+        self.started: float | None = None  # wall-clock time the first cell was sent
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send ``message``; return the reply. On timeout, interrupt, then kill, and raise :class:`SessionGone`.
@@ -240,6 +241,7 @@ class SandboxExecutor:
              on_checkpoint: Callable[[str, Session], Any], result: Execution) -> None:
         # The judge's view of the run so far (edsgrade.grading.context.RunInfo reads it at a checkpoint).
         session.progress, session.checkpoints = result, checkpoints
+        session.started = time.time() - 1.0  # files older than this were not written by the run (1 s: clock granularity)
         stopped = False  # past a notebook time limit or a dead process: no more cells, checkpoints still judged
         for index, cell in enumerate(nb.cells):
             session.at = index
