@@ -48,6 +48,8 @@ def test_files_are_read_safely_from_the_working_copy(tmp_path):
     (tmp_path / "big.csv").write_text("x" * 200)
     os.symlink("/etc/passwd", tmp_path / "link.csv")
     os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "elsewhere.csv").write_text("secret")
+    os.link(tmp_path / "elsewhere.csv", tmp_path / "hard.csv")
     files = SubmissionFiles(tmp_path, limit=100)
     assert files.read_csv("predictions.csv")["facies"].tolist() == ["shale"]
     with pytest.raises(SubmissionFileError, match="did not write missing.csv"):
@@ -56,6 +58,8 @@ def test_files_are_read_safely_from_the_working_copy(tmp_path):
         files.text("link.csv")
     with pytest.raises(SubmissionFileError, match="not a regular file"):
         files.text("pipe.csv")
+    with pytest.raises(SubmissionFileError, match="not a regular file"):
+        files.text("hard.csv")
     with pytest.raises(SubmissionFileError, match="more than the 100 bytes"):
         files.text("big.csv")
     with pytest.raises(ValueError, match="plain file name"):

@@ -94,8 +94,8 @@ class SubmissionFiles:
                 raise SubmissionFileError(f"{name} is not a regular file ({exc.strerror}); write the file itself") from None
             try:
                 info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise SubmissionFileError(f"{name} is not a regular file; write the file itself")
+                if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link may point anywhere
+                    raise SubmissionFileError(f"{name} is not a regular file of its own; write the file itself")
                 if self.since is not None and info.st_mtime < self.since:
                     raise SubmissionFileError(f"{name} was not written when the notebook ran (it is the copy handed "
                                               "in): the notebook itself must write it")
