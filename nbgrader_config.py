@@ -19,7 +19,9 @@ c.Exchange.root = os.environ.get("EDSGRADE_EXCHANGE", str(HERE / "exchange"))
 c.Exchange.path_includes_course = False  # students/S/A, not students/S/eds/A
 
 # Student release: keep the data and the public checks, never the instructor's files.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".OTTER_LOG"]
+# predictions.csv: what the exam's master writes when run in Jupyter (the solution's predictions of the
+# test set, close to its hidden labels) must not follow source/exam-hackathon into the release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".OTTER_LOG", "predictions.csv"]
 
 # Grading (edsgrade): per-cell and per-submission wall-clock limits, in seconds, and the sandbox's
 # resource limits. Per assignment: c.Grader.assignments = {"lab1-calibration": {"timeout": 600}};

@@ -122,7 +122,30 @@ def generate_data(master: Master, dest: Path, seed: int | None = None) -> list[P
         raise BuildError(f"{master.path}: {exc.args[0]}") from exc
 
 
-def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dict[str, dict[str, Any]], float]:
+def generate_hidden_data(master: Master, dest: Path, seed: int | None = None) -> Path | None:
+    """Write the dataset's instructor-only files (test labels...) into ``dest``; ``None`` if it has none.
+
+    ``dest`` is outside ``source/`` and ``release/`` (``build/A/hidden``): neither students, the
+    sandbox nor the master's own run ever see it; only the judge reads it (``hidden`` parameter).
+    """
+    name = master.settings.get("dataset")
+    if dest.exists():
+        shutil.rmtree(dest)
+    if not name:
+        return None
+    seed = int(master.settings.get("seed", 0) if seed is None else seed)
+    try:
+        written = datasets.generate_hidden(name, dest, seed)
+    except KeyError as exc:
+        raise BuildError(f"{master.path}: {exc.args[0]}") from exc
+    if not written:
+        shutil.rmtree(dest, ignore_errors=True)
+        return None
+    return dest
+
+
+def reference_values(course: Course, master: Master, workdir: Path,
+                     hidden: Path | None = None) -> tuple[dict[str, dict[str, Any]], float]:
     """Run the master in ``workdir``; return, per question, the encoded reference values, and the run time.
 
     The master runs in the same engine as the submissions; at each test cell its variables are
@@ -131,6 +154,7 @@ def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dic
     """
     from .grading.engine import GradingOptions, start_executor
     from .grading.executor import SessionGone
+    from .grading.context import session_context
     from .grading.judge import QuestionResult, judge_question, proxy_values
 
     prepared = prepare(master.notebook, master, is_master=True)
@@ -140,13 +164,14 @@ def reference_values(course: Course, master: Master, workdir: Path) -> tuple[dic
 
     def on_checkpoint(grade_id: str, session: Any) -> QuestionResult:
         question = master.question(grade_id)
+        context = session_context(session, hidden)
         try:
             encoded = session.capture(names[grade_id])
         except SessionGone:
-            return judge_question(question, None, None)
+            return judge_question(question, None, None, context)
         captured[grade_id] = {n: encoded[n] for n in question.ref_names if n in encoded}
         own = {n: v for n, v in decode_names(captured[grade_id]).items() if not isinstance(v, Unavailable)}
-        return judge_question(question, proxy_values(encoded, session), own)
+        return judge_question(question, proxy_values(encoded, session), own, context)
 
     executor = start_executor(master, GradingOptions.resolve(course, master))
     try:
@@ -255,11 +280,15 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
     echo(f"[{assignment}] generating the dataset")
     generate_data(master, source)
 
+    from .grading.variants import HIDDEN_DIR
+
+    hidden = generate_hidden_data(master, out / HIDDEN_DIR)  # instructor-only: never in source/ or release/
+
     echo(f"[{assignment}] running the master notebook for the reference values")
     with tempfile.TemporaryDirectory(prefix=f"edsgrade-build-{assignment}-") as tmp:
         work = Path(tmp) / assignment
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        refs, master_seconds = reference_values(course, master, work)
+        refs, master_seconds = reference_values(course, master, work, hidden)
     (out / REF_FILE).write_text(json.dumps({"assignment": assignment, "master": master_digest(master),
                                             "seed": master.settings.get("seed", 0), "values": refs}))
 

@@ -19,6 +19,9 @@ HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 MARK_BEGIN, MARK_END = "=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="
 AUTHORING_IMPORT = re.compile(r"^\s*(from\s+edsgrade\.authoring\s+import\s+.*|import\s+edsgrade\.authoring.*)$")
 METADATA_KEY = "edsgrade"
+#: case parameters that are not the student's variables: ``ref`` and the grader's context
+#: (``edsgrade.grading.context``: ``hidden``, ``files``, ``run``)
+CONTEXT_NAMES = ("ref", "hidden", "files", "run")
 
 
 class AuthoringError(ValueError):
@@ -211,11 +214,14 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
         params = tuple(inspect.signature(case.test_func).parameters)
         if "env" in params:
             raise AuthoringError(f"{where}: case {func} asks for `env`; name the student's variables it needs instead.")
+        if is_public and set(params) & {"hidden", "files", "run"}:
+            raise AuthoringError(f"{where}: public case {func} asks for `hidden`, `files` or `run`, which only the "
+                                 "grader provides; make it hidden (inside the hidden-tests region, hidden=True).")
         if is_public and "ref" in params:
             raise AuthoringError(f"{where}: public case {func} uses `ref`, which would reveal the reference solution; "
                                  "make it hidden or compare with a documented property instead.")
         cases.append(CaseInfo(case.name or func, float(case.points), not is_public, params))
-        names.extend(p for p in params if p != "ref" and p not in names)
+        names.extend(p for p in params if p not in CONTEXT_NAMES and p not in names)
     total = sum(c.points for c in cases)
     if abs(total - points) > 1e-9:
         raise AuthoringError(f"{where}: the cases add up to {total:g} points but the cell is worth {points:g}; "

@@ -23,6 +23,7 @@ from ..course import Course, CourseError
 from ..master import Master, Question, load_master
 from ..plaindata import decode_names
 from .executor import Execution, SandboxExecutor, Session, SessionGone
+from .context import session_context
 from .judge import QuestionResult, judge_all, judge_question, proxy_values
 from .pool import WarmPool, preload_for
 from .prepare import prepare
@@ -135,13 +136,17 @@ def zero(master: Master) -> list[QuestionResult]:
 
 
 def judge_checkpoint(question: Question, session: Session, names: list[str],
-                     ref: dict[str, Any] | None) -> tuple[dict[str, Any] | None, QuestionResult]:
-    """At ``question``'s test cell: capture ``names``, judge the cases; return (encoded values, result)."""
+                     ref: dict[str, Any] | None, hidden: Path | None = None) -> tuple[dict[str, Any] | None, QuestionResult]:
+    """At ``question``'s test cell: capture ``names``, judge the cases; return (encoded values, result).
+
+    ``hidden`` is the folder of the dataset's instructor-only files (the ``hidden`` case parameter).
+    """
+    context = session_context(session, hidden)
     try:
         encoded = session.capture(names)
     except SessionGone:
-        return None, judge_question(question, None, ref)
-    return encoded, judge_question(question, proxy_values(encoded, session), ref)
+        return None, judge_question(question, None, ref, context)
+    return encoded, judge_question(question, proxy_values(encoded, session), ref, context)
 
 
 def _describe_problems(execution: Execution) -> list[str]:
@@ -314,7 +319,7 @@ class Engine:
         def on_checkpoint(grade_id: str, session: Session) -> QuestionResult:
             question = master.question(grade_id)
             ref = decode_names(refs[grade_id]) if grade_id in refs else None
-            return judge_checkpoint(question, session, names[grade_id], ref)[1]
+            return judge_checkpoint(question, session, names[grade_id], ref, variant.hidden_data)[1]
 
         with tempfile.TemporaryDirectory(prefix=f"edsgrade-{assignment}-") as tmp:
             work = Path(tmp) / assignment

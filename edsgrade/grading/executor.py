@@ -82,6 +82,10 @@ class Session:
         self.max_bytes, self.call_timeout = max_bytes, call_timeout
         self.alive = True
         self.ended: str = ""  # why the process stopped, when it did
+        self.progress: Execution | None = None  # the execution so far, set by the executor
+        self.checkpoints: dict[int, str] = {}
+        self.at = 0  # index of the cell being run or checked
+        self.started: float | None = None  # wall-clock time the first cell was sent
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send ``message``; return the reply. On timeout, interrupt, then kill, and raise :class:`SessionGone`.
@@ -235,24 +239,35 @@ class SandboxExecutor:
 
     def _run(self, nb: nbformat.NotebookNode, session: Session, checkpoints: dict[int, str],
              on_checkpoint: Callable[[str, Session], Any], result: Execution) -> None:
+        # The judge's view of the run so far (edsgrade.grading.context.RunInfo reads it at a checkpoint).
+        session.progress, session.checkpoints = result, checkpoints
+        session.started = time.time() - 1.0  # files older than this were not written by the run (1 s: clock granularity)
+        stopped = False  # past a notebook time limit or a dead process: no more cells, checkpoints still judged
         for index, cell in enumerate(nb.cells):
+            session.at = index
             if index in checkpoints:
-                result.checkpoints[checkpoints[index]] = on_checkpoint(checkpoints[index], session)
-            elif cell.cell_type == "code" and cell.source.strip():
+                try:
+                    result.checkpoints[checkpoints[index]] = on_checkpoint(checkpoints[index], session)
+                except SessionGone:
+                    if not stopped:
+                        raise
+                    # a caller that needs the live process: this checkpoint stays unjudged
+            elif cell.cell_type == "code" and cell.source.strip() and not stopped:
                 remaining = self.timeout - result.seconds
                 if remaining <= 0:
                     result.status = "timeout"
                     result.limits_hit.append("notebook-time")
                     result.problems.append(CellProblem(index, "timeout", NOTEBOOK_TIMEOUT,
                                                        f"the notebook reached its {self.timeout:g} s limit"))
-                    return
+                    stopped = True
+                    continue
                 started = time.monotonic()
                 try:
                     self._run_cell(session, cell, index, min(self.cell_timeout, remaining), result)
                 finally:
                     result.seconds += time.monotonic() - started
             if not session.alive:
-                return
+                stopped = True
 
     def _run_cell(self, session: Session, cell: Any, index: int, limit: float, result: Execution) -> None:
         try:

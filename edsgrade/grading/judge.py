@@ -19,6 +19,7 @@ from typing import Any
 
 from ..master import Question, load_test_cases
 from ..plaindata import Unavailable, decode, decode_names, encode
+from .context import CONTEXT_PARAMS
 
 
 class StudentCodeError(Exception):
@@ -166,31 +167,41 @@ def _failure_message(exc: BaseException, source: str) -> str:
 
 
 def judge_question(question: Question, values: dict[str, Any] | None,
-                   ref: dict[str, Any] | None) -> QuestionResult:
+                   ref: dict[str, Any] | None, context: dict[str, Any] | None = None) -> QuestionResult:
     """Run every case of ``question`` on decoded ``values``; ``ref`` gives the reference values.
 
     ``values`` is ``None`` when nothing could be captured (the notebook stopped before the
-    question), and every case then fails with that reason.
+    question), and every case then fails with that reason, except the cases that only read
+    ``context`` (``hidden``, ``files``, ``run``: see :mod:`edsgrade.grading.context`), which are
+    judged on what the run left.
     """
     result = QuestionResult(question.grade_id, question.points)
     reference = Reference(**(ref or {}))
+    context = context or {}
     public = {c.name for c in question.public_cases}
     for case in load_test_cases(question.source):
         name = case.name or case.test_func.__name__
         params = list(inspect.signature(case.test_func).parameters)
         hidden = bool(case.hidden) or name not in public
         record = CaseResult(name, float(case.points or 0), hidden, False)
-        if values is None:
+        student = [p for p in params if p != "ref" and p not in CONTEXT_PARAMS]
+        if values is None and student:
             record.message = "the notebook stopped before this question could be checked"
             result.cases.append(record)
             continue
-        absent = [v for v in (values.get(p, Unavailable(p, "missing")) for p in params if p != "ref")
+        lacking = [p for p in params if p in CONTEXT_PARAMS and p not in context]
+        if lacking:
+            record.message = f"this case needs `{lacking[0]}`, which only the grader provides"
+            result.cases.append(record)
+            continue
+        absent = [v for v in ((values or {}).get(p, Unavailable(p, "missing")) for p in student)
                   if isinstance(v, Unavailable)]
         if absent:
             record.message = absent[0].message()
             result.cases.append(record)
             continue
-        kwargs = {p: (reference if p == "ref" else copy.deepcopy(values[p])) for p in params}
+        kwargs = {p: (reference if p == "ref" else context[p] if p in CONTEXT_PARAMS
+                      else copy.deepcopy(values[p])) for p in params}  # type: ignore[index]
         try:
             case.test_func(**kwargs)
             record.passed = True

@@ -24,6 +24,13 @@ from ..course import Course, CourseError
 from ..master import Master
 
 VARIANTS_DIR = "variants"
+HIDDEN_DIR = "hidden"  # build/A/hidden, build/A/variants/SEED/hidden: instructor-only dataset files
+
+
+def hidden_folder(course: Course, master: Master) -> Path | None:
+    """``build/A/hidden`` when the build wrote hidden files for the students' draw, else ``None``."""
+    folder = course.build_dir(master.assignment) / HIDDEN_DIR
+    return folder if folder.is_dir() else None
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Variant:
     hidden: bool
     data: Path | None  # replaces the release's data/ when set
     refs: dict[str, dict[str, Any]]
+    hidden_data: Path | None = None  # the draw's instructor-only files (``hidden`` case parameter)
 
     def references(self) -> dict[str, dict[str, Any]]:
         return self.refs
@@ -57,7 +65,7 @@ def seed_for(assignment: str, student: str, seeds: list[int]) -> int:
 
 def build_variants(course: Course, master: Master, echo: Callable[[str], Any]) -> list[int]:
     """Generate each hidden draw and run the master on it (the build calls this)."""
-    from ..build import REF_FILE, generate_data, master_digest, reference_values
+    from ..build import REF_FILE, generate_data, generate_hidden_data, master_digest, reference_values
 
     seeds = variant_seeds(master)
     root = course.build_dir(master.assignment) / VARIANTS_DIR
@@ -73,7 +81,8 @@ def build_variants(course: Course, master: Master, echo: Callable[[str], Any]) -
                             ignore=shutil.ignore_patterns(".ipynb_checkpoints", "data"))
             generate_data(master, work, seed=seed)
             shutil.copytree(work / "data", folder / "data")
-            refs, _ = reference_values(course, master, work)
+            hidden = generate_hidden_data(master, folder / HIDDEN_DIR, seed=seed)
+            refs, _ = reference_values(course, master, work, hidden)
         (folder / REF_FILE).write_text(json.dumps({"assignment": master.assignment, "master": master_digest(master),
                                                    "seed": seed, "values": refs}))
     return seeds
@@ -92,7 +101,7 @@ class Variants:
 
     def for_student(self, student: str) -> Variant:
         if not self.seeds:
-            return Variant(None, False, None, self.base)
+            return Variant(None, False, None, self.base, hidden_folder(self.course, self.master))
         seed = seed_for(self.master.assignment, student, self.seeds)
         if seed not in self._cache:
             self._cache[seed] = self._load(seed)
@@ -106,4 +115,6 @@ class Variants:
         if not path.is_file() or json.loads(path.read_text()).get("master") != master_digest(self.master):
             raise CourseError(f"the hidden draw {seed} of {self.master.assignment} is not built (or is older than "
                               f"the master): run `edsgrade build {self.master.assignment}`")
-        return Variant(seed, True, folder / "data", json.loads(path.read_text())["values"])
+        hidden = folder / HIDDEN_DIR
+        return Variant(seed, True, folder / "data", json.loads(path.read_text())["values"],
+                       hidden if hidden.is_dir() else None)
