@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test clean-course hub hub-deps hub-env test-deps
+.PHONY: install demo exam-demo test clean-course hub hub-deps hub-env test-deps
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/edsgrade demo
+
+# A simulated exam day on exam-hackathon (kept out of `make demo`, as on a real exam day).
+exam-demo: install
+	$(BIN)/edsgrade exam-demo
 
 test: install test-deps hub-env
 	$(BIN)/python -m pytest

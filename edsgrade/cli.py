@@ -206,6 +206,18 @@ def cmd_demo(args: argparse.Namespace) -> None:
     console.print(f"demo finished in {total:.0f} s")
 
 
+def cmd_exam_demo(args: argparse.Namespace) -> None:
+    from .examdemo import run_exam_demo
+    from .report import grade_table
+
+    course = _course(args)
+    report = run_exam_demo(course, cell_timeout=args.cell_timeout, echo=echo, progress=not args.quiet)
+    _print_results(course, report.assignment, report.results)
+    console.print(grade_table(course, report.assignment))
+    console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
+    console.print(f"exam demo finished in {report.seconds:.0f} s")
+
+
 def cmd_hub(args: argparse.Namespace) -> None:
     import secrets
 
@@ -305,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
     d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
     d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")
+    ed = command("exam-demo", cmd_exam_demo, "a whole exam day on exam-hackathon with a simulated class of 11 "
+                 "(open, hand in, close, grade, rubric, feedback, final grades)", assignment=False)
+    ed.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell for the demo (default 60)")
     h = command("hub", cmd_hub, "start the course JupyterHub (as root; see README: the course hub)", assignment=False)
     h.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     h.add_argument("--port", type=int, default=8000, help="public port (default 8000)")

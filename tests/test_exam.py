@@ -1,144 +1,31 @@
-"""exam-hackathon end to end: build, release without the hidden labels, automatic grading of typical hand-ins.
+"""exam-hackathon end to end, as ``edsgrade exam-demo`` plays it: a simulated exam day for eleven students.
 
-One course is built per module and every submission is graded in a single ``grade`` call: the
-solution, another strong approach, a weak one, one that fits on the blind wells, one without
-``predictions.csv`` and the untouched release.
+One course is built per module; the exam is opened (deadline in the gradebook), eleven students hand
+in (see :mod:`edsgrade.examcohort`: the solution, another strong approach, a weak one, one that fits
+on the blind wells, one without ``predictions.csv``, one late, one within the grace period, one whose
+notebook runs past the time limit, a partial one, one whose code raises, the untouched release), the
+exam is closed, every submission is graded in a single ``grade`` call, the rubric is marked, and
+feedback and final grades are written. The tests check the automatic part, the release's secrecy,
+the combined grades and the feedback.
 """
 from __future__ import annotations
 
-import os
-import time
+import csv
 from pathlib import Path
 from types import SimpleNamespace
 
-import nbformat
 import pandas as pd
 import pytest
 
-from conftest import new_course
-from edsgrade import exchange
+from conftest import cli, new_course
 from edsgrade.build import build
-from edsgrade.cohort import answer
 from edsgrade.course import Course
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.examcohort import CLASS, RUBRIC
+from edsgrade.examdemo import run_exam_demo
 from edsgrade.leakcheck import find_leaks
-from edsgrade.master import SOLUTION_BEGIN, SOLUTION_END, load_master
+from edsgrade.master import load_master
 
 A = "exam-hackathon"
-
-# --- another strong approach: other features, models, metric names, output order ---------------------------
-STRONG = {
-    "explore": '''
-fig, ax = plt.subplots()
-wells.boxplot(column="PE", by="facies", ax=ax)
-plt.show()
-''',
-    "models": '''
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.svm import SVC
-
-
-def log_features(table):
-    X = table[LOGS].copy()
-    X["RT"] = np.log10(X["RT"])
-    X["M"] = (X["DT"] - 189.0) / (X["RHOB"] - 1.0)  # the M of the M-N lithology plot
-    return X
-
-
-to_features = FunctionTransformer(log_features)
-models = {
-    "LDA": make_pipeline(to_features, StandardScaler(), LinearDiscriminantAnalysis()),
-    "SVM (rbf)": make_pipeline(to_features, StandardScaler(), SVC(C=3.0, class_weight="balanced")),
-    "gradient boosting": make_pipeline(to_features, HistGradientBoostingClassifier(max_iter=40, random_state=1)),
-}
-''',
-    "validation": '''
-from sklearn.model_selection import cross_validate
-
-X, y, groups = wells.drop(columns="facies"), wells["facies"], wells["well"]
-by_well = GroupKFold(n_splits=4)
-table = []
-for name, model in models.items():
-    scores = cross_validate(model, X, y, groups=groups, cv=by_well, scoring=["balanced_accuracy", "f1_macro"])
-    table.append((name, "wells held out (GroupKFold 4)", "balanced accuracy", scores["test_balanced_accuracy"].mean()))
-    table.append((name, "wells held out (GroupKFold 4)", "f1 macro", scores["test_f1_macro"].mean()))
-results = pd.DataFrame(table, columns=["model", "validation", "metric", "score"])
-for model in models.values():
-    model.fit(X, y)
-''',
-    "errors": '''
-predicted = cross_val_predict(models["SVM (rbf)"], X, y, groups=groups, cv=by_well)
-confusion = confusion_matrix(y, predicted, labels=FACIES)
-ConfusionMatrixDisplay(confusion, display_labels=FACIES).plot()
-plt.show()
-''',
-    "predict": '''
-out = pd.DataFrame({"facies": models["SVM (rbf)"].predict(blind.drop(columns="id")), "id": blind["id"]})
-out.sample(frac=1.0, random_state=3).to_csv("predictions.csv", index=False)
-''',
-}
-
-# --- a weak approach: the gamma ray only (honest, but little information) ---------------------------------
-WEAK = {
-    "models": '''
-from sklearn.dummy import DummyClassifier
-from sklearn.tree import DecisionTreeClassifier
-
-gr_only = FunctionTransformer(lambda table: table[["GR"]])
-models = {
-    "majority": make_pipeline(gr_only, DummyClassifier(strategy="most_frequent")),
-    "tree on GR": make_pipeline(gr_only, DecisionTreeClassifier(max_depth=2)),
-    "knn on GR": make_pipeline(gr_only, KNeighborsClassifier(n_neighbors=25)),
-}
-''',
-    "validation": '''
-X, y, groups = wells.drop(columns="facies"), wells["facies"], wells["well"]
-by_well = GroupKFold(n_splits=4)
-results = pd.DataFrame([{"model": name, "validation": "GroupKFold by well", "metric": "balanced_accuracy",
-                         "score": cross_val_score(m, X, y, groups=groups, cv=by_well,
-                                                  scoring="balanced_accuracy").mean()}
-                        for name, m in models.items()])
-for model in models.values():
-    model.fit(X, y)
-best = "tree on GR"
-''',
-    "errors": '''
-predicted = cross_val_predict(models[best], X, y, groups=groups, cv=by_well)
-confusion = confusion_matrix(y, predicted, labels=FACIES)
-''',
-}
-
-
-def _master_cell(master, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def solution_of(master, grade_id: str) -> str:
-    source = _master_cell(master, grade_id).source
-    return source[source.index(SOLUTION_BEGIN) + len(SOLUTION_BEGIN): source.index(SOLUTION_END)].strip("\n")
-
-
-def with_answers(nb: nbformat.NotebookNode, master, code: dict[str, str]) -> nbformat.NotebookNode:
-    """``nb`` with the solution regions of the answer cells in ``code`` replaced."""
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            source = _master_cell(master, gid).source
-            cell.source = source.split(SOLUTION_BEGIN)[0] + code[gid].strip("\n") + source.split(SOLUTION_END)[1]
-    return nb
-
-
-def submissions(master) -> dict[str, dict[str, str]]:
-    """Student -> the answer cells that differ from the master's solution."""
-    predict = solution_of(master, "predict")
-    assert 'to_csv("predictions.csv"' in predict
-    # pseudo-labelling: the chosen model refitted on the blind wells with its own predictions
-    leak = (predict + '\npseudo = models[best].predict(blind.drop(columns="id"))\n'
-            'models[best].fit(pd.concat([X, blind.drop(columns="id")]), np.concatenate([y, pseudo]))\n')
-    no_file = "\n".join(line for line in predict.splitlines() if "to_csv" not in line)
-    return {"solution": {}, "strong": STRONG, "weak": WEAK, "leaky": {"predict": leak},
-            "no-predictions": {"predict": no_file}}
 
 
 @pytest.fixture(scope="module")
@@ -148,25 +35,12 @@ def exam(tmp_path_factory) -> SimpleNamespace:
     # what the master leaves in source/ when the instructor runs it in Jupyter: never released
     (course.source_dir(A) / "predictions.csv").write_text("id,facies\n0,shale\n")
     report = build(course, A)
-    exchange.release(course, A)
-    master = load_master(course.master_path(A))
-    release_nb = course.release_dir(A) / f"{A}.ipynb"
-    released = nbformat.read(release_nb, as_version=4)
-    for student, code in submissions(master).items():
-        folder = exchange.fetch(course, A, student)
-        nbformat.write(with_answers(answer(released, master), master, code), folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    exchange.fetch(course, A, "blank")
-    exchange.submit(course, A, "blank")
-    exchange.collect(course, A)
-    # a predictions.csv from an earlier run, handed in beside the notebook (the course's nbgrader
-    # configuration drops it at submission; a course without that rule still grades only what the run wrote)
-    stale = course.submitted_dir("no-predictions", A) / "predictions.csv"
-    ids = pd.read_csv(course.release_dir(A) / "data" / "test.csv")["id"]
-    pd.DataFrame({"id": ids, "facies": "shale"}).to_csv(stale, index=False)
-    os.utime(stale, (time.time() - 3600, time.time() - 3600))
-    results = {r.student: r for r in grade_assignment(course, A, cell_timeout=120, progress=False)}
-    return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
+    lines: list[str] = []
+    demo = run_exam_demo(course, progress=False, echo=lines.append)
+    results = {r.student: r for r in demo.results}
+    finals = {f.student: f for f in demo.grades}
+    return SimpleNamespace(root=root, course=course, master=load_master(course.master_path(A)), report=report,
+                           demo=demo, results=results, finals=finals, log="\n".join(lines))
 
 
 def points(result) -> dict[str, float]:
@@ -198,7 +72,7 @@ def test_hidden_labels_never_reach_the_release_or_the_masters_run(exam):
     rows = {f"{i},{f}" for i, f in zip(labels["id"], labels["facies"])}
     audit_rows = audit.drop(columns="facies").round(6).astype(str).agg(",".join, axis=1).head(30).tolist()
     folders = [exam.course.release_dir(A), exam.course.source_dir(A), exam.course.exchange_root,
-               exam.course.student_home("solution"), exam.root / "submitted"]
+               exam.course.student_home("alice"), exam.root / "submitted"]
     assert all(folder.is_dir() for folder in folders), folders
     for folder in folders:
         for path in (p for p in folder.rglob("*") if p.is_file()):
@@ -219,26 +93,26 @@ def test_hidden_labels_never_reach_the_release_or_the_masters_run(exam):
 
 
 def test_the_solution_gets_every_automatic_point(exam):
-    result = exam.results["solution"]
+    result = exam.results["alice"]
     assert result.score == 20, failed(result)
 
 
 def test_another_strong_approach_gets_every_automatic_point(exam):
-    result = exam.results["strong"]
+    result = exam.results["bruno"]
     assert result.score == 20, failed(result)
 
 
 def test_a_weak_approach_loses_balanced_accuracy_points_only(exam):
-    result = exam.results["weak"]
+    result = exam.results["carla"]
     got = points(result)
     assert 2 < got["predictions"] < 8, failed(result)  # a valid file, a low balanced accuracy
     assert got["results"] == 4 and got["integrity"] == 6, failed(result)
     assert got["figures"] == 2, failed(result)  # the exploration figure of the solution is kept
-    assert got["predictions"] < points(exam.results["solution"])["predictions"]
+    assert got["predictions"] < points(exam.results["alice"])["predictions"]
 
 
 def test_fitting_on_the_blind_wells_loses_the_leak_points(exam):
-    result = exam.results["leaky"]
+    result = exam.results["diego"]
     got = points(result)
     assert got["integrity"] == 2, failed(result)
     lost = [c for q in result.questions for c in q.cases if not c.passed]
@@ -247,16 +121,94 @@ def test_fitting_on_the_blind_wells_loses_the_leak_points(exam):
 
 
 def test_no_predictions_file_loses_the_prediction_points(exam):
-    result = exam.results["no-predictions"]
+    result = exam.results["elena"]
     got = points(result)
     assert got["predictions"] == 0 and result.score == 12, failed(result)
     messages = [c.message for q in result.questions for c in q.cases if not c.passed]
-    assert any("predictions.csv was not written when the notebook ran" in m for m in messages), messages
+    assert any("did not write predictions.csv" in m for m in messages), messages
 
 
 def test_the_untouched_release_gets_nothing(exam):
-    result = exam.results["blank"]
+    result = exam.results["kim"]
     assert result.score == 0, {q.grade_id: q.points for q in result.questions}
+
+
+def test_the_exam_day_flags_late_submissions(exam):
+    closed = exam.demo.closed
+    assert sorted(a.student for a in closed.arrivals) == sorted(CLASS)
+    assert {a.student: round(a.seconds_late / 60) for a in closed.late} == {"femi": 25, "gaia": 3}
+    assert "5 min of grace" in closed.policy
+
+
+def test_a_notebook_over_the_time_limit_loses_the_run_points_and_keeps_the_rest(exam):
+    result = exam.results["hugo"]
+    lost = [c.name for q in result.questions for c in q.cases if not c.passed]
+    assert lost == ["notebook_runs_top_to_bottom_within_the_time_limit"], failed(result)
+    assert result.score == 18 and "cell-time" in result.execution.get("limits_hit", []), result.execution
+
+
+def test_partial_and_raising_notebooks_keep_what_they_produced(exam):
+    for student in ("ines", "jules"):
+        got = points(exam.results[student])
+        assert got["predictions"] == 0 and got["results"] == 4, (student, failed(exam.results[student]))
+        assert 0 < exam.results[student].score < 20
+
+
+def expected_grade(student: str, auto: float) -> float:
+    """The final grade the course's rules give (docs/exam.md): 40 % automatic, 60 % rubric, out of 20,
+    then 10 % of the grade per started 10 minutes late after 5 minutes of grace."""
+    who = CLASS[student]
+    before = 20 * (0.4 * auto / 20 + 0.6 * sum(who.marks) / 20)
+    late = max(0.0, who.minutes_after_deadline - 5)
+    periods = -(-late // 10)
+    return before * (1 - 0.1 * periods)
+
+
+def test_final_grades_combine_both_parts_and_the_late_penalty(exam):
+    assert set(exam.finals) == set(CLASS)
+    for student, final in exam.finals.items():
+        assert final.status == "final" and final.scale == 20, (student, final.status_text())
+        assert final.manual == pytest.approx(sum(CLASS[student].marks)) and final.manual_max == 20
+        assert final.auto == pytest.approx(exam.results[student].score)
+        assert final.grade == pytest.approx(expected_grade(student, final.auto)), student
+    grades = {s: f.grade for s, f in exam.finals.items()}
+    # the same hand-in, late, loses 20 % (two started periods after the grace); within the grace, nothing
+    assert exam.finals["femi"].penalty == pytest.approx(0.2 * exam.finals["femi"].before_penalty)
+    assert exam.finals["gaia"].penalty == 0 and exam.finals["gaia"].late
+    ranking = sorted(grades, key=grades.get, reverse=True)
+    assert ranking[:2] == ["alice", "bruno"] and ranking[-1] == "kim", grades
+    assert grades["femi"] < grades["alice"] and grades["carla"] < grades["bruno"], grades
+    assert grades["diego"] < grades["alice"] and grades["elena"] < grades["alice"], grades
+
+
+def test_rubric_through_the_cli_then_grades_and_feedback(exam, tmp_path):
+    root = exam.root
+    proc = cli(root, "rubric", A, "--student", "hugo", "--criterion", "clarity", "--points", "4",
+               "--comment", "Clear plots; now budget your search.")
+    assert proc.returncode == 0 and "clarity: 4 / 4" in proc.stdout, proc.stdout + proc.stderr
+    bad = cli(root, "rubric", A, "--student", "hugo", "--criterion", "style", "--points", "1")
+    assert bad.returncode == 1 and "critical-thinking" in bad.stderr, bad.stderr  # lists the valid criteria
+    too_many = cli(root, "rubric", A, "--student", "hugo", "--criterion", "clarity", "--points", "5")
+    assert too_many.returncode == 1 and "4" in too_many.stderr, too_many.stderr
+    proc = cli(root, "grades", A, "--csv", str(tmp_path / "grades.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    marks = list(CLASS["hugo"].marks)
+    marks[RUBRIC.index("clarity")] = 4
+    assert float(rows["hugo"]["grade"]) == pytest.approx(20 * (0.4 * 18 / 20 + 0.6 * sum(marks) / 20), abs=0.01)
+    assert float(rows["femi"]["penalty"]) > 0 and float(rows["femi"]["late_minutes"]) == pytest.approx(25, abs=0.1)
+    proc = cli(root, "feedback", A, "--student", "hugo", "--student", "femi")
+    assert proc.returncode == 0, proc.stderr
+    page = (root / "feedback" / "hugo" / A / f"{A}.html").read_text()
+    assert "Clear plots; now budget your search." in page and "The search never ended" in page
+    hugo = 20 * (0.4 * 18 / 20 + 0.6 * sum(marks) / 20)
+    assert f"Final grade: {hugo:.2f} / 20" in page and "18 / 20" in page and f"{sum(marks):g} / 20" in page
+    assert "notebook_runs_top_to_bottom_within_the_time_limit" in page  # the automatic part, by case name
+    late_page = (root / "feedback" / "femi" / A / f"{A}.html").read_text()
+    assert "late by 25 min" in late_page and "penalty" in late_page
+    for student in CLASS:  # hidden cases are named, their code never shown
+        text = (root / "feedback" / student / A / f"{A}.html").read_text()
+        assert "FIT_METHODS" not in text and "test_labels" not in text
 
 
 # --- the static leak check on its own: what it flags, and the honest code it must not flag -------------------
