@@ -6,6 +6,9 @@ For an **exam** (see :mod:`edsgrade.exam`), with ``s`` its ``auto_share`` (0.4 b
 
 (a part with no possible points gives its share to the other). For any other assignment the
 grade is proportional to the points: ``scale × (auto + manual earned) / (auto + manual possible)``.
+**Bonus** questions (a master's ``"edsgrade": {"bonus": ["q11", "q12"]}``, e.g. a lab's optional
+"go further" part) are not in the possible points: what they earn is added to the automatic part's
+earned points, and the grade is capped at the scale.
 The late penalty of nbgrader's configured plugin (:func:`edsgrade.exam.late_plugin`) is then taken
 off the grade. A grade with rubric criteria still to mark is *pending*: no number is shown for it,
 never a silent 0.
@@ -49,6 +52,7 @@ class Policy:
     scale: float
     exam: bool
     auto_share: float | None  # exams only: the automatic part's share
+    bonus: frozenset[str] = frozenset()  # grade ids of the bonus questions
 
     def describe(self) -> str:
         if self.auto_share is not None:
@@ -71,7 +75,23 @@ def policy(course: Course, master: Master, scale: float | None = None) -> Policy
         raise CourseError(f"the grade scale must be positive, not {out_of:g}")
     settings = exam_settings(course, master)
     return Policy(master.assignment, float(weight), out_of, settings.is_exam,
-                  settings.auto_share if settings.is_exam else None)
+                  settings.auto_share if settings.is_exam else None, bonus_questions(master))
+
+
+def bonus_questions(master: Master) -> frozenset[str]:
+    """The grade ids of ``master``'s bonus questions (its metadata ``edsgrade.bonus``), checked."""
+    bonus = master.settings.get("bonus", [])
+    known = [q.grade_id for q in master.questions]
+    if not isinstance(bonus, list) or not all(isinstance(b, str) for b in bonus):
+        raise CourseError(f"{master.path.name}: metadata edsgrade.bonus must be a list of question grade ids, "
+                          f"such as {known[-1:]}, not {bonus!r}")
+    unknown = sorted(set(bonus) - set(known))
+    if unknown:
+        raise CourseError(f"{master.path.name}: metadata edsgrade.bonus names {', '.join(unknown)}, which are not "
+                          f"autograded questions; known: {', '.join(known)}")
+    if known and set(known) <= set(bonus):
+        raise CourseError(f"{master.path.name}: every autograded question is a bonus; leave at least one out")
+    return frozenset(bonus)
 
 
 @dataclass
@@ -94,6 +114,8 @@ class FinalGrade:
     scale: float
     auto: float = 0.0
     auto_max: float = 0.0
+    bonus: float = 0.0  # points earned on bonus questions (not in auto_max)
+    bonus_max: float = 0.0
     manual: float = 0.0  # points of the criteria marked so far
     manual_max: float = 0.0
     criteria: list[Criterion] = field(default_factory=list)
@@ -147,11 +169,18 @@ def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_
     autograded = True
     for q in master.questions:
         g = grades.get(q.grade_id)
-        out.auto_max += q.points
+        bonus = q.grade_id in pol.bonus
+        if bonus:
+            out.bonus_max += q.points
+        else:
+            out.auto_max += q.points
         if g is None or (g.auto_score is None and g.manual_score is None):
             autograded = False
             continue
-        out.auto += float(g.score or 0.0)
+        if bonus:
+            out.bonus += float(g.score or 0.0)
+        else:
+            out.auto += float(g.score or 0.0)
     for m in master.manual:
         g = grades.get(m.grade_id)
         c = comments.get(m.grade_id)
@@ -165,7 +194,8 @@ def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_
     elif out.pending:
         out.status = "pending"
     else:
-        raw = pol.scale * combine(out.auto, out.auto_max, out.manual, out.manual_max, pol.auto_share)
+        raw = pol.scale * min(1.0, combine(out.auto + out.bonus, out.auto_max, out.manual, out.manual_max,
+                                           pol.auto_share))
         out.before_penalty = raw
         out.penalty = late_penalty(plugin, out.student, raw, out.seconds_late)
         out.grade = raw - out.penalty

@@ -9,7 +9,7 @@ from .gradebook import StudentGrades, read_grades
 from .marks import CourseGrades, FinalGrade, final_grades
 from .master import load_master
 
-GRADE_COLUMNS = ["auto", "auto_max", "manual", "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
+GRADE_COLUMNS = ["auto", "auto_max", "bonus", "bonus_max", "manual", "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
 
 
 def columns(course: Course, assignment: str) -> list[str]:
@@ -27,7 +27,7 @@ def _num(value: float | None) -> str:
 def grade_fields(f: FinalGrade) -> list[str]:
     """The CSV fields of :data:`GRADE_COLUMNS` for one final grade (blank where not known yet)."""
     final = f.status == "final"
-    return [_num(f.auto), _num(f.auto_max), _num(f.manual), _num(f.manual_max),
+    return [_num(f.auto), _num(f.auto_max), _num(f.bonus), _num(f.bonus_max), _num(f.manual), _num(f.manual_max),
             _num(f.seconds_late / 60) if f.late else "0", _num(f.penalty) if final else "",
             _num(f.grade), f"{f.scale:g}", f.status_text()]
 
@@ -86,6 +86,8 @@ def grade_table(course: Course, assignment: str, scale: float | None = None):
         table.add_column(name, justify="right" if name in ("automatic", "rubric / by hand", "grade") else "left")
     for f in finals:
         auto = f"{f.auto:g} / {f.auto_max:g}" if f.status != "not graded" else "-"
+        if f.bonus_max and f.status != "not graded":
+            auto += f" + bonus {f.bonus:g} / {f.bonus_max:g}"
         manual = (f"{f.manual:g} / {f.manual_max:g}" if f.manual_max else "-") if f.status != "not graded" else "-"
         grade = f"{f.grade:.2f} / {f.scale:g}" if f.grade is not None else "pending"
         table.add_row(f.student, auto, manual, f.late_text() or "on time", grade, f.status_text())

@@ -284,3 +284,52 @@ def test_exam_close_refuses_before_the_deadline_and_bad_settings(toy_course):
     # a time without a zone is in the course's time zone (c.Exchange.timezone, UTC here)
     assert parse_time(course, "2026-06-12 09:00") == dt.datetime(2026, 6, 12, 9, 0)
     assert parse_time(course, "2026-06-12T09:00+02:00") == dt.datetime(2026, 6, 12, 7, 0)
+
+
+def test_bonus_questions_add_to_the_grade_and_it_is_capped(tmp_path):
+    """A master's ``edsgrade.bonus`` questions (a lab's "go further" part) are not in the possible points."""
+    from edsgrade.course import CourseError
+    from edsgrade.marks import final_grades
+    from edsgrade.report import grade_table
+
+    root = new_course(tmp_path / "course")
+    course = Course(root)
+    nb = toy_master()  # q1 (3 points), q2 (2 points), "why" (1 point, by hand)
+    nb.metadata["edsgrade"] = {"bonus": ["q2"]}
+    (root / "source" / "lab").mkdir(parents=True)
+    nbformat.write(nb, root / "source" / "lab" / "lab.ipynb")
+    master = load_master(course.master_path("lab"))
+    assert policy(course, master).bonus == {"q2"}
+    with course.gradebook() as gb:  # the gradebook as build and grading leave it (nbgrader's API)
+        gb.add_assignment("lab")
+        gb.add_notebook("lab", "lab")
+        for q in master.questions:
+            gb.add_grade_cell(q.grade_id, "lab", "lab", max_score=q.points, cell_type="code")
+        for c in master.manual:
+            gb.add_grade_cell(c.grade_id, "lab", "lab", max_score=c.points, cell_type="markdown")
+            gb.add_solution_cell(c.grade_id, "lab", "lab")
+        for student, (q1, q2, why) in {"ana": (3, 2, 1), "ben": (0, 2, 1), "cy": (3, 0, 1), "dan": (1.5, 0, 0)}.items():
+            gb.add_student(student)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gb.add_submission("lab", student)
+            gb.find_grade("q1", "lab", "lab", student).auto_score = q1
+            gb.find_grade("q2", "lab", "lab", student).auto_score = q2
+            gb.find_grade("why", "lab", "lab", student).manual_score = why
+        gb.db.commit()
+    grades = {f.student: f for f in final_grades(course, "lab")}
+    assert (grades["ana"].auto, grades["ana"].auto_max, grades["ana"].bonus, grades["ana"].bonus_max) == (3, 3, 2, 2)
+    assert grades["ana"].grade == 20  # 6 of 4 possible: capped
+    assert grades["ben"].grade == pytest.approx(20 * 3 / 4)  # the bonus alone counts too
+    assert grades["cy"].grade == 20  # full marks without the bonus
+    assert grades["dan"].grade == pytest.approx(20 * 1.5 / 4)
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(grade_table(course, "lab"))
+    assert "3 / 3 + bonus 2 / 2" in console.export_text()
+
+    nb.metadata["edsgrade"] = {"bonus": ["q9"]}
+    nbformat.write(nb, root / "source" / "lab" / "lab.ipynb")
+    with pytest.raises(CourseError, match="q9, which are not autograded questions; known: q1, q2"):
+        policy(course, load_master(course.master_path("lab")))

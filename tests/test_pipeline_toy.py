@@ -46,7 +46,8 @@ def test_full_cycle_with_the_cli(toy_course):
     assert (rows["alice"]["q1"], rows["alice"]["q2"], rows["alice"]["total"]) == ("3", "2", "5")
     assert rows["bob"]["total"] == "0"
     assert (rows["carol"]["q1"], rows["carol"]["q2"]) == ("0", "2")
-    assert list(rows["alice"]) == ["student", "q1", "q2", "why", "total", "max_score", "auto", "auto_max", "manual",
+    assert list(rows["alice"]) == ["student", "q1", "q2", "why", "total", "max_score", "auto", "auto_max", "bonus",
+                                   "bonus_max", "manual",
                                    "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
     # the answer graded by hand is not marked yet: no grade, and the report says why
     assert rows["alice"]["grade"] == "" and "rubric pending: why" in rows["alice"]["status"]
