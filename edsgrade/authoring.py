@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from otter.test_files import test_case as _otter_test_case
 
+from .grading.context import CONTEXT_PARAMS
+
 
 class test_case(_otter_test_case):  # noqa: N801 - the name is Otter's
     """Otter's test case decorator, which also runs the case right away in a master notebook."""
@@ -27,7 +29,7 @@ class test_case(_otter_test_case):  # noqa: N801 - the name is Otter's
         env["ref"] = SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("_")})
         label = self.name or test_func.__name__
         kind = "hidden" if self.hidden else "public"
-        needs = [p for p in inspect.signature(test_func).parameters if p in ("hidden", "files", "run")]
+        needs = [p for p in inspect.signature(test_func).parameters if p in CONTEXT_PARAMS]
         if needs:  # the grader's context (edsgrade.grading.context): checked by `edsgrade build`, not here
             print(f"⏭  {label} ({kind}, {self.points} pt) needs `{needs[0]}`: checked by edsgrade build")
             return self

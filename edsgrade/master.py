@@ -14,6 +14,8 @@ from typing import Any
 
 import nbformat
 
+from .grading.context import CONTEXT_PARAMS
+
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 MARK_BEGIN, MARK_END = "=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="
@@ -21,7 +23,7 @@ AUTHORING_IMPORT = re.compile(r"^\s*(from\s+edsgrade\.authoring\s+import\s+.*|im
 METADATA_KEY = "edsgrade"
 #: case parameters that are not the student's variables: ``ref`` and the grader's context
 #: (``edsgrade.grading.context``: ``hidden``, ``files``, ``run``)
-CONTEXT_NAMES = ("ref", "hidden", "files", "run")
+CONTEXT_NAMES = ("ref", *CONTEXT_PARAMS)
 
 
 class AuthoringError(ValueError):
@@ -214,7 +216,7 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
         params = tuple(inspect.signature(case.test_func).parameters)
         if "env" in params:
             raise AuthoringError(f"{where}: case {func} asks for `env`; name the student's variables it needs instead.")
-        if is_public and set(params) & {"hidden", "files", "run"}:
+        if is_public and set(params) & set(CONTEXT_PARAMS):
             raise AuthoringError(f"{where}: public case {func} asks for `hidden`, `files` or `run`, which only the "
                                  "grader provides; make it hidden (inside the hidden-tests region, hidden=True).")
         if is_public and "ref" in params:
