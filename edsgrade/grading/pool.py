@@ -69,8 +69,11 @@ class WarmPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         config = json.dumps({"preload": self.preload, "threads": threads})
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TZ")}
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # edsgrade itself, even when not installed
-        self._proc = subprocess.Popen([sys.executable, "-m", "edsgrade.grading.template", str(theirs.fileno()), config],
+        # The grader's own package, never a copy in the current folder: ``-P`` keeps the working directory
+        # off ``sys.path`` (``-m`` would put it first), and PYTHONPATH names this package's parent folder.
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        self._proc = subprocess.Popen([sys.executable, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
+                                       config],
                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log, env=env)
         theirs.close()
