@@ -8,15 +8,24 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from .course import Course, CourseError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+#: Markup is off for the whole console: student names, notes, messages from a submission's process and
+#: assignment names reach it, and any of them may hold text that looks like markup (``[/x]``, ``[bold]``).
+#: Styles are given as :class:`rich.text.Text` spans instead (see :func:`done`), never parsed from text.
+console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
 
 
 def echo(message: str) -> None:
-    """Print a progress line as it is (no rich markup: assignment names are in brackets)."""
+    """Print a progress line as it is (never read as rich markup)."""
     console.print(message, markup=False)
+
+
+def done(verb: str, rest: str) -> None:
+    """Print ``verb`` in green, then ``rest`` as plain text (never read as markup)."""
+    console.print(Text.assemble((verb, "green"), " ", rest))
 
 
 def _course(args: argparse.Namespace) -> Course:
@@ -32,7 +41,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         raise SystemExit("error: name an assignment, or use --all")
     for name in names:
         report = build(course, name, echo=echo)
-        console.print(f"[green]built[/] {name} in {report.seconds:.1f} s (master ran in {report.master_seconds:.1f} s): "
+        done("built", f"{name} in {report.seconds:.1f} s (master ran in {report.master_seconds:.1f} s): "
                       f"release {report.release}, "
                       f"{report.questions} autograded questions ({report.auto_points:g} pt) + "
                       f"{report.manual_points:g} pt by hand; Otter autograder {report.autograder_zip}")
@@ -42,28 +51,28 @@ def cmd_release(args: argparse.Namespace) -> None:
     from .exchange import release
 
     path = release(_course(args), args.assignment)
-    console.print(f"[green]released[/] {args.assignment} to {path}")
+    done("released", f"{args.assignment} to {path}")
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
     from .exchange import fetch
 
     path = fetch(_course(args), args.assignment, args.student, args.dest, replace=args.replace)
-    console.print(f"[green]fetched[/] {args.assignment} for {args.student} into {path}")
+    done("fetched", f"{args.assignment} for {args.student} into {path}")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
     from .exchange import submit
 
     stamp = submit(_course(args), args.assignment, args.student, args.src)
-    console.print(f"[green]submitted[/] {args.assignment} for {args.student} at {stamp}")
+    done("submitted", f"{args.assignment} for {args.student} at {stamp}")
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
     from .exchange import collect
 
     students = collect(_course(args), args.assignment)
-    console.print(f"[green]collected[/] {len(students)} submissions of {args.assignment}: {', '.join(students)}")
+    done("collected", f"{len(students)} submissions of {args.assignment}: {', '.join(students)}")
 
 
 def _label(result) -> str:
@@ -154,15 +163,14 @@ def cmd_exam(args: argparse.Namespace) -> None:
     course = _course(args)
     if args.action == "open":
         session = open_exam(course, args.assignment, start=args.start, duration_minutes=args.duration, echo=echo)
-        console.print(f"[green]opened[/] {args.assignment}: released to {session.release}", highlight=False)
+        done("opened", f"{args.assignment}: released to {session.release}")
         console.print(f"start {show_time(course, session.start)}, duration {session.duration_minutes:g} min, "
                       f"deadline {show_time(course, session.deadline)} (stored in the gradebook)", markup=False)
         return
     if args.action == "close":
         report = close_exam(course, args.assignment, force=args.force)
-        console.print(f"[green]collected[/] {len(report.arrivals)} submissions of {args.assignment} "
-                      f"(deadline {show_time(course, report.deadline)}; late policy: {report.policy})",
-                      highlight=False)
+        done("collected", f"{len(report.arrivals)} submissions of {args.assignment} "
+                      f"(deadline {show_time(course, report.deadline)}; late policy: {report.policy})")
         for a in report.arrivals:
             when = show_time(course, a.timestamp) if a.timestamp else "no timestamp"
             flag = f"LATE by {minutes_text(a.seconds_late)}" if a.late else "on time"

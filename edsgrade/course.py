@@ -40,6 +40,8 @@ class Grader(Configurable):
     file_size = Integer(256, help="Largest file a submission may write, in MiB.").tag(config=True)
     open_files = Integer(256, help="Files a submission's process may hold open.").tag(config=True)
     output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
+    notebook_output_limit = Integer(20_000_000, help="Bytes (as JSON) of outputs kept for a whole autograded "
+                                    "notebook; past it, later cells' outputs are replaced by a note.").tag(config=True)
     workers = Integer(0, help="Submissions graded at once (0: one per CPU core).").tag(config=True)
     sandbox = Unicode("auto", help="'auto' (full sandbox when run as root), 'on' (required) or "
                                    "'off' (trusted notebooks only: resource limits, no isolation).").tag(config=True)

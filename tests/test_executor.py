@@ -64,7 +64,7 @@ def test_a_students_exception_in_a_called_function_is_reported(pool, tmp_path):
 
     (tmp_path / "w").mkdir()
     SandboxExecutor(pool, cell_timeout=3).execute(nb, tmp_path / "w", {1: "q"}, checkpoint)
-    assert messages and "ValueError: bad input" in messages[0]
+    assert messages and "ValueError (the notebook's process said: «bad input»)" in messages[0]
 
 
 def test_an_error_is_recorded_and_execution_goes_on(pool, tmp_path):

@@ -119,7 +119,8 @@ def grade_run(course: Course, assignment: str, students: Iterable[str] | None = 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = [TextColumn("grading {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [TextColumn("grading {task.description}", markup=False),  # names and scores are plain text
+                BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, disable=not progress or not todo, transient=False) as bar:
         task = bar.add_task(assignment, total=len(todo))
 

@@ -9,11 +9,15 @@ returns an :class:`Execution` saying what happened, and no process of the notebo
 """
 from __future__ import annotations
 
+import errno
+import json
 import os
+import select
 import signal
 import socket
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,35 +26,79 @@ import nbformat
 from . import protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
+from .untrusted import clean, identifier, said
 
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
 INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed
+FREEZE_WAIT = 2.0  # seconds the other processes of a notebook get to stop before the judge calls into a snapshot
+#: Largest reply to a ``run`` request beyond the per-cell text limit: the runner keeps 2 MB of rich outputs
+#: and 30 traceback lines of a cell (JSON escapes can make a character 6 bytes); anything larger is malformed.
+RUN_REPLY_SLACK = 2 * 2_000_000 + (8 << 20)
 
-#: what a cell error says about which limit was hit
+#: exception names, as the notebook's process reports them, that mean it reached one of its limits
 LIMIT_ERRORS = {"MemoryError": "memory", "BlockingIOError": "processes"}
+
+
+class Status(str, Enum):
+    """The coarse outcome of a notebook's run (a ``str``: compares equal to its value)."""
+
+    COMPLETED = "completed"
+    TIMEOUT = "timeout"
+    DIED = "died"
+    FAILED = "failed"  # the sandbox could not be set up: the grader's problem, not the submission's
+
+
+class Ending(str, Enum):
+    """How a notebook's run ended, decided only from what the grader observed itself.
+
+    Its own deadlines, the wait status the warm pool reaped, and the shape of the bytes on the
+    channel; never the text the sandbox sends (a student's code can write anything there).
+    """
+
+    COMPLETED = "completed"  # every cell was sent and answered
+    CELL_TIMEOUT = "cell-timeout"  # a cell passed its deadline and did not stop after the interrupt
+    NOTEBOOK_TIMEOUT = "notebook-timeout"  # the notebook's time (cells and calls) was used up
+    EXITED = "exited"  # the process exited by itself (Execution.exit_code)
+    KILLED_BY_SIGNAL = "killed-by-signal"  # the process died of a signal (Execution.signal)
+    CPU_TIME = "cpu-time"  # SIGXCPU: its CPU-time limit
+    FILE_SIZE = "file-size"  # SIGXFSZ: its file-size limit
+    MALFORMED_REPLY = "malformed-reply"  # it sent bytes that are not a valid reply (or too many)
+    CHANNEL_CLOSED = "channel-closed"  # its end of the channel closed and it was not seen dying
+    SETUP_FAILED = "setup-failed"  # the sandbox could not be built (reported by the pool, not the notebook)
 
 
 @dataclass
 class CellProblem:
-    """Something that went wrong in one cell (``cell`` = -1: outside any cell)."""
+    """Something that went wrong in one cell (``cell`` = -1: outside any cell).
+
+    ``evalue`` is the grader's own sentence; ``said`` is what the notebook's process reported (an
+    exception's message), kept apart so that it is always shown quoted and labelled as the submission's.
+    """
 
     cell: int
-    kind: str  # error | timeout | died | limit
+    kind: str  # error | timeout | died | limit | malformed
     ename: str = ""
     evalue: str = ""
+    said: str = ""
 
     def describe(self) -> str:
+        """One sentence for the result and the feedback; text from the sandbox only as a labelled quote."""
+        quoted = f" ({said(self.said)})" if self.said else ""
         if self.kind == "timeout" and self.ename == NOTEBOOK_TIMEOUT:
             return f"cell {self.cell} and the cells after it were not run: {self.evalue}"
         if self.kind == "timeout":
             return f"cell {self.cell} did not finish within the time limit ({self.evalue})"
         if self.kind == "died":
             return f"the notebook's Python process stopped while running cell {self.cell}: {self.evalue}"
+        if self.kind == "malformed":
+            return (f"the notebook's process sent a malformed reply while running cell {self.cell} "
+                    f"({self.evalue}); it was stopped")
         if self.kind == "limit":
-            return f"cell {self.cell} hit the sandbox's {self.ename} limit: {self.evalue}"
-        if self.ename == "NotImplementedError" and not self.evalue:
+            return f"cell {self.cell} hit the sandbox's {self.ename} limit" + (
+                f": {self.evalue}" if self.evalue else "") + quoted
+        if self.ename == "NotImplementedError" and not self.said:
             return f"cell {self.cell} is not answered yet (it still raises NotImplementedError)"
-        return f"cell {self.cell} raised {self.ename}: {self.evalue}"
+        return f"cell {self.cell} raised {self.ename}{quoted}"
 
 
 @dataclass
@@ -60,75 +108,324 @@ class Execution:
     notebook: nbformat.NotebookNode
     checkpoints: dict[str, Any] = field(default_factory=dict)  # grade_id -> what on_checkpoint returned
     problems: list[CellProblem] = field(default_factory=list)
-    status: str = "completed"  # completed | timeout | died | failed
+    status: Status = Status.COMPLETED
+    ending: Ending = Ending.COMPLETED
+    exit_code: int | None = None  # when ending is EXITED
+    signal: int | None = None  # when the process died of a signal
     limits_hit: list[str] = field(default_factory=list)  # cell-time, notebook-time, memory, cpu-time, ...
-    seconds: float = 0.0  # wall time of the student's cells (checkpoints excluded)
+    seconds: float = 0.0  # wall time spent in the student's code: cells, captures and calls through proxies
+    output_bytes: int = 0  # size (JSON) of the outputs kept in the notebook so far
     sandboxed: bool = True
 
+    def end(self, status: Status, ending: Ending) -> None:
+        """Record how the run ended (the first ending observed is kept)."""
+        self.status = status
+        if self.ending is Ending.COMPLETED:
+            self.ending = ending
+
+    def hit(self, limit: str) -> None:
+        if limit not in self.limits_hit:
+            self.limits_hit.append(limit)
+
     def summary(self) -> dict[str, Any]:
-        return {"status": self.status, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
+        return {"status": self.status.value, "ending": self.ending.value, "exit_code": self.exit_code,
+                "signal": self.signal, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
                 "sandboxed": self.sandboxed, "problems": [asdict(p) for p in self.problems]}
 
 
 class SessionGone(RuntimeError):
-    """The sandboxed process is no longer available (dead, killed, or out of time)."""
+    """The sandboxed process cannot answer (dead, stopped, or out of time); the message is the grader's."""
+
+    ending = Ending.CHANNEL_CLOSED
+
+
+class ChannelLost(SessionGone):
+    """The notebook's end of the channel closed: the process died or closed it."""
+
+
+class ReplyMalformed(SessionGone):
+    """The notebook's process sent bytes that are not a valid reply (garbage, too large, too deep)."""
+
+    ending = Ending.MALFORMED_REPLY
+
+
+class CallTimedOut(SessionGone):
+    """No reply before the grader's deadline."""
+
+    ending = Ending.CELL_TIMEOUT
+
+
+class OutOfTime(SessionGone):
+    """The notebook's time limit is used up: the request was not sent."""
+
+    ending = Ending.NOTEBOOK_TIMEOUT
+
+
+class SnapshotUnavailable(SessionGone):
+    """No copy of the notebook's process could be made for the judge's calls (they are not made)."""
+
+
+@dataclass
+class Reply:
+    """A reply as received, and whether the grader had to interrupt the process to get it."""
+
+    body: dict[str, Any]
+    interrupted: bool = False
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid``, read from ``/proc`` by the grader itself."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.update(int(p) for p in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped, a zombie or gone (read from ``/proc``)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 class Session:
-    """The grader's handle on one sandboxed notebook process."""
+    """The grader's handle on one sandboxed notebook process.
 
-    def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float) -> None:
+    Cells and captures are answered by the notebook's process itself. Calls into the student's
+    code (:meth:`call`) are answered by a *snapshot*: a copy of the process forked at the
+    checkpoint (same confinement, plus no writes to files, no processes, no IPC, no signals to
+    others), while every other process of the notebook is frozen; the snapshot is killed when the
+    checkpoint ends (:meth:`end_checkpoint`), so nothing a called function does (recording the
+    judge's hidden inputs in a global, a file, an environment variable...) reaches the notebook's
+    later cells, outputs or files. Every request's deadline is the cell limit or what is left of
+    the notebook's time, whichever is smaller, and its time is counted against the notebook's.
+    """
+
+    def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float,
+                 timeout: float = float("inf"), run_bytes: int | None = None) -> None:
         self.pid, self.sock, self.jail = pid, sock, jail
-        self.max_bytes, self.call_timeout = max_bytes, call_timeout
+        self.max_bytes, self.call_timeout, self.timeout = max_bytes, call_timeout, timeout
+        self.run_bytes = min(run_bytes or max_bytes, max_bytes)
         self.alive = True
         self.ended: str = ""  # why the process stopped, when it did
         self.progress: Execution | None = None  # the execution so far, set by the executor
         self.checkpoints: dict[int, str] = {}
         self.at = 0  # index of the cell being run or checked
         self.started: float | None = None  # wall-clock time the first cell was sent
+        self.snapshot: set[int] = set()  # pids of the checkpoint's snapshot, while there is one
+        self.frozen: list[int] = []  # processes stopped while a snapshot answers
+        self.snapshot_refused = ""  # why no snapshot can be made at this checkpoint
 
-    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send ``message``; return the reply. On timeout, interrupt, then kill, and raise :class:`SessionGone`.
+    # -- time -------------------------------------------------------------------------------------
+    def time_left(self) -> float:
+        """Seconds left of the notebook's time limit (cells, captures and calls all count)."""
+        used = self.progress.seconds if self.progress is not None else 0.0
+        return self.timeout - used
 
-        A reply that arrives within the grace period after the interrupt is returned with
-        ``"timed_out": True``.
+    def _spend(self, seconds: float) -> None:
+        if self.progress is not None:
+            self.progress.seconds += seconds
+
+    def _deadline(self, what: str) -> float:
+        left = self.time_left()
+        if left <= 0:
+            if self.progress is not None:
+                self.progress.hit("notebook-time")
+            raise OutOfTime(f"{what} was not made: the notebook's time limit ({self.timeout:g} s, its cells and "
+                            "the judge's calls together) was used up")
+        return min(self.call_timeout, left)
+
+    # -- the main process -------------------------------------------------------------------------
+    def request(self, message: dict[str, Any], timeout: float, max_bytes: int | None = None) -> Reply:
+        """Send ``message`` to the notebook's process; its reply within ``timeout`` seconds.
+
+        Past the deadline the process is interrupted; a reply within the grace period is returned
+        with ``interrupted=True``, else :class:`CallTimedOut` is raised. Raises
+        :class:`ChannelLost` or :class:`ReplyMalformed` as observed on the channel.
         """
         if not self.alive:
-            raise SessionGone(self.ended or "the notebook's process is gone")
+            raise ChannelLost(self.ended or "the notebook's process is gone")
+        limit = max_bytes or self.max_bytes
         try:
             protocol.send(self.sock, message)
-            return protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=timeout)
+            return Reply(self._receive(timeout, limit))
         except protocol.ChannelTimeout:
             pass
-        except (protocol.ChannelClosed, OSError) as exc:
-            self.alive = False
-            raise SessionGone("the notebook's process died") from exc
-        except protocol.ProtocolError as exc:
-            self.alive = False
-            self.ended = f"output limit: {exc}"
-            raise SessionGone(self.ended) from exc
         try:
             os.kill(self.pid, signal.SIGINT)
-            reply = protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=INTERRUPT_GRACE)
-            reply["timed_out"] = True
-            return reply
-        except (OSError, protocol.ChannelTimeout, protocol.ChannelClosed, protocol.ProtocolError):
+            return Reply(self._receive(INTERRUPT_GRACE, limit), interrupted=True)
+        except (protocol.ChannelTimeout, ProcessLookupError):
             self.alive = False
             self.ended = f"no answer within {timeout:.0f} s, even after an interrupt: stopped"
-            raise SessionGone(self.ended) from None
+            raise CallTimedOut(self.ended) from None
+
+    def _receive(self, timeout: float, max_bytes: int) -> dict[str, Any]:
+        """One reply, mapping what the channel showed to typed errors (never to the reply's text)."""
+        try:
+            return protocol.receive(self.sock, max_bytes=max_bytes, timeout=timeout)
+        except protocol.ChannelTimeout:
+            raise
+        except (protocol.ChannelClosed, OSError) as exc:
+            self.alive = False
+            self.ended = "the notebook's process closed its channel"
+            raise ChannelLost(self.ended) from exc
+        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:
+            self.alive = False
+            detail = str(exc) if isinstance(exc, protocol.ProtocolError) else f"nested too deeply ({type(exc).__name__})"
+            self.ended = f"the notebook's process sent a malformed reply: {clean(detail, 200)}"
+            raise ReplyMalformed(self.ended) from None
 
     def capture(self, names: list[str]) -> dict[str, Any]:
-        """The plain-data encodings of ``names`` in the notebook's namespace."""
-        reply = self.request({"op": "capture", "names": names}, self.call_timeout)
-        values = reply.get("values")
-        if not isinstance(values, dict) or reply.get("timed_out"):
-            raise SessionGone("the notebook's process did not return its values")
+        """The plain-data encodings of ``names`` in the notebook's namespace (answered by the process itself)."""
+        deadline = self._deadline("the capture of the notebook's values")
+        started = time.monotonic()
+        try:
+            reply = self.request({"op": "capture", "names": names}, deadline)
+        finally:
+            self._spend(time.monotonic() - started)
+        values = reply.body.get("values")
+        if reply.interrupted:
+            raise CallTimedOut(f"the notebook's values were not returned within {deadline:.0f} s")
+        if not isinstance(values, dict):
+            raise ReplyMalformed("the notebook's process did not return its values")
         return values
 
+    # -- the snapshot -----------------------------------------------------------------------------
     def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True) -> dict[str, Any]:
-        """Resolve ``name`` and ``path`` in the notebook, call it with encoded arguments; the raw reply."""
-        return self.request({"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
-                             "call": call}, self.call_timeout)
+        """Resolve ``name`` and ``path`` in a snapshot of the notebook, call it with encoded arguments; the raw reply.
+
+        Raises :class:`SessionGone` subclasses: :class:`OutOfTime` (not sent), :class:`CallTimedOut`
+        (the snapshot was killed at the deadline), :class:`SnapshotUnavailable`, :class:`ReplyMalformed`.
+        """
+        deadline = self._deadline(f"the call of {name}")
+        started = time.monotonic()
+        try:
+            self._enter_snapshot(deadline)
+            left = deadline - (time.monotonic() - started)
+            protocol.send(self.sock, {"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
+                                      "call": call})
+            return self._from_snapshot(left, f"{name} did not return within {deadline:.1f} s")
+        except OSError as exc:
+            self._leave_snapshot()
+            raise ChannelLost("the notebook's process closed its channel") from exc
+        finally:
+            self._spend(time.monotonic() - started)
+
+    def _from_snapshot(self, timeout: float, late: str) -> dict[str, Any]:
+        """The snapshot's reply; if it dies or passes the deadline, it is killed and the error raised."""
+        end = time.monotonic() + max(timeout, 0.0)
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                self._leave_snapshot()
+                raise CallTimedOut(late)
+            if select.select([self.sock], [], [], min(left, 0.05))[0]:
+                break
+            if all(_gone(p) for p in self.snapshot):
+                self._leave_snapshot()
+                raise SnapshotUnavailable("the copy of the notebook's process stopped during the call "
+                                          "(the function exited or crashed it)")
+        try:
+            return protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=max(end - time.monotonic(), 0.1))
+        except protocol.ChannelTimeout:
+            self._leave_snapshot()
+            raise CallTimedOut(late) from None
+        except (protocol.ChannelClosed, OSError) as exc:
+            self._leave_snapshot()
+            self.alive = False
+            raise ChannelLost("the notebook's process closed its channel") from exc
+        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:
+            self._leave_snapshot()
+            detail = str(exc) if isinstance(exc, protocol.ProtocolError) else f"nested too deeply ({type(exc).__name__})"
+            raise ReplyMalformed(f"the notebook's process sent a malformed reply: {clean(detail, 200)}") from None
+
+    def _enter_snapshot(self, deadline: float) -> None:
+        if self.snapshot:
+            return
+        if self.snapshot_refused:
+            raise SnapshotUnavailable(self.snapshot_refused)
+        before = children(self.pid)
+        reply = self.request({"op": "snapshot"}, deadline)
+        made = children(self.pid) - before
+        if reply.interrupted or reply.body.get("snapshot") is not True or not made:
+            self.snapshot_refused = ("the notebook's process could not be copied for the judge's calls "
+                                     "(it could not start one more process, or did not answer as expected)")
+            if made:  # a copy exists but answered wrongly: it must not serve anything
+                self.snapshot = made
+                self._leave_snapshot()
+            raise SnapshotUnavailable(self.snapshot_refused)
+        self.snapshot = made
+        # Freeze every other process of the notebook (threads included), so that none of them can read
+        # the judge's requests from the shared channel; checked in /proc before anything is sent.
+        others = (sandbox.processes_of(self.jail.uid) if self.jail.uid is not None else [self.pid])
+        self.frozen = [p for p in others if p not in made]
+        for p in self.frozen:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        limit = time.monotonic() + FREEZE_WAIT
+        while not all(_stopped(p) for p in self.frozen):
+            if time.monotonic() > limit:
+                self._leave_snapshot()
+                self.snapshot_refused = "the notebook's other processes could not be paused for the judge's calls"
+                raise SnapshotUnavailable(self.snapshot_refused)
+            time.sleep(0.005)
+
+    def _leave_snapshot(self) -> None:
+        """Kill the snapshot, wait until it is gone, resume the frozen processes, drop stale bytes."""
+        pids, self.snapshot = self.snapshot, set()
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        limit = time.monotonic() + FREEZE_WAIT
+        while not all(_gone(p) for p in pids) and time.monotonic() < limit:
+            time.sleep(0.005)
+        frozen, self.frozen = self.frozen, []
+        for p in frozen:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        try:  # whatever a killed snapshot left half-written on the channel
+            while select.select([self.sock], [], [], 0)[0]:
+                if not self.sock.recv(1 << 20, socket.MSG_DONTWAIT):
+                    break
+        except OSError:
+            pass
+
+    def end_checkpoint(self) -> None:
+        """Discard the checkpoint's snapshot, if one was made; the next checkpoint gets a fresh one."""
+        self._leave_snapshot()
+        self.snapshot_refused = ""
 
 
 def _text(value: Any, limit: int = 100_000) -> str:
@@ -169,10 +466,24 @@ def describe_status(status: int) -> tuple[str, str]:
             return "file-size", "it wrote a file larger than the limit (SIGXFSZ)"
         if sig == signal.SIGSEGV:
             return "", "it crashed (segmentation fault, SIGSEGV)"
+        if sig == signal.SIGKILL:
+            return "", ("it was killed by signal SIGKILL, which the grader did not send (the system's "
+                        "out-of-memory killer, or the notebook itself)")
         return "", f"it was killed by signal {name}"
     if os.WIFEXITED(status):
         return "", f"it exited with code {os.WEXITSTATUS(status)} (os._exit or a crash)"
     return "", f"it stopped (status {status})"
+
+
+def ending_of(status: int) -> tuple[Ending, int | None, int | None]:
+    """(ending, exit code, signal) for a child's raw wait status, as the pool reaped it."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        kind = {signal.SIGXCPU: Ending.CPU_TIME, signal.SIGXFSZ: Ending.FILE_SIZE}.get(sig, Ending.KILLED_BY_SIGNAL)
+        return kind, None, sig
+    if os.WIFEXITED(status):
+        return Ending.EXITED, os.WEXITSTATUS(status), None
+    return Ending.CHANNEL_CLOSED, None, None
 
 
 class SandboxExecutor:
@@ -183,11 +494,15 @@ class SandboxExecutor:
     pool:
         The :class:`WarmPool` to fork from (shared by every submission of a grading run).
     cell_timeout, timeout:
-        Wall-clock limits in seconds for one cell, and for all the cells of a notebook.
+        Wall-clock limits in seconds for one cell (and one call by the judge), and for the whole
+        notebook: its cells, the captures and the judge's calls into it all count.
     limits:
         Resource limits (memory, CPU time, processes, file size, open files).
     output_limit:
         Characters of text output kept per cell.
+    notebook_output_limit:
+        Bytes (as JSON) of outputs kept for the whole notebook; past it, a cell's outputs are
+        replaced by a note saying so. Bounds the autograded notebook and the grader's memory.
     max_message:
         Largest reply accepted from a sandbox, in bytes (captured values included).
     confine:
@@ -195,12 +510,13 @@ class SandboxExecutor:
     """
 
     def __init__(self, pool: WarmPool, *, cell_timeout: float = 120, timeout: float = 900,
-                 limits: Limits | None = None, output_limit: int = 20_000, max_message: int = 256 << 20,
-                 confine: bool | None = None) -> None:
+                 limits: Limits | None = None, output_limit: int = 20_000, notebook_output_limit: int = 20_000_000,
+                 max_message: int = 256 << 20, confine: bool | None = None) -> None:
         self.pool = pool
         self.cell_timeout, self.timeout = cell_timeout, timeout
         self.limits = limits or Limits()
         self.output_limit, self.max_message = output_limit, max_message
+        self.notebook_output_limit = notebook_output_limit
         self.confine = sandbox.can_confine() if confine is None else confine
         if self.confine and not sandbox.can_confine():
             raise sandbox.SandboxError("the sandbox needs root on Linux (namespaces, chroot, a system user per slot); "
@@ -224,13 +540,14 @@ class SandboxExecutor:
             sandbox.prepare_workdir(workdir, uid, gid)
             jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits)
             pid, sock = self.pool.spawn(jail, self.output_limit)
-            session = Session(pid, sock, jail, self.max_message, self.cell_timeout)
+            session = Session(pid, sock, jail, self.max_message, self.cell_timeout, self.timeout,
+                              6 * self.output_limit + RUN_REPLY_SLACK)
             try:
                 self._run(nb, session, checkpoints, on_checkpoint, result)
             finally:
                 self._end(session, result)
-        except sandbox.SandboxError as exc:
-            result.status = "failed"
+        except sandbox.SandboxError as exc:  # raised by the grader's side (the pool, the slot), never by the notebook
+            result.end(Status.FAILED, Ending.SETUP_FAILED)
             result.problems.append(CellProblem(-1, "died", "SandboxError", str(exc)))
         finally:
             if slot is not None:
@@ -252,13 +569,16 @@ class SandboxExecutor:
                     if not stopped:
                         raise
                     # a caller that needs the live process: this checkpoint stays unjudged
+                finally:
+                    session.end_checkpoint()
             elif cell.cell_type == "code" and cell.source.strip() and not stopped:
                 remaining = self.timeout - result.seconds
                 if remaining <= 0:
-                    result.status = "timeout"
-                    result.limits_hit.append("notebook-time")
+                    result.end(Status.TIMEOUT, Ending.NOTEBOOK_TIMEOUT)
+                    result.hit("notebook-time")
                     result.problems.append(CellProblem(index, "timeout", NOTEBOOK_TIMEOUT,
-                                                       f"the notebook reached its {self.timeout:g} s limit"))
+                                                       f"the notebook reached its {self.timeout:g} s limit "
+                                                       "(its cells and the judge's calls together)"))
                     stopped = True
                     continue
                 started = time.monotonic()
@@ -271,48 +591,62 @@ class SandboxExecutor:
 
     def _run_cell(self, session: Session, cell: Any, index: int, limit: float, result: Execution) -> None:
         try:
-            reply = session.request({"op": "run", "source": cell.source}, limit)
+            reply = session.request({"op": "run", "source": cell.source}, limit, max_bytes=session.run_bytes)
         except SessionGone as exc:
             cell.outputs = []
-            if "no answer within" in str(exc):
-                result.status = "timeout"
-                result.limits_hit.append("cell-time")
+            if isinstance(exc, CallTimedOut):
+                result.end(Status.TIMEOUT, Ending.CELL_TIMEOUT)
+                result.hit("cell-time")
                 result.problems.append(CellProblem(index, "timeout", "TimeoutError",
                                                    f"{limit:.0f} s; it ignored the interrupt and was stopped"))
-            elif str(exc).startswith("output limit"):
-                result.status = "died"
-                result.limits_hit.append("output")
-                result.problems.append(CellProblem(index, "limit", "output", str(exc)))
-            else:
-                result.status = "died"
+            elif isinstance(exc, ReplyMalformed):
+                result.end(Status.DIED, Ending.MALFORMED_REPLY)
+                result.problems.append(CellProblem(index, "malformed", "ProtocolError", str(exc).split(": ", 1)[-1]))
+            else:  # how it died is read from its wait status in _end
+                result.end(Status.DIED, Ending.CHANNEL_CLOSED)
                 result.problems.append(CellProblem(index, "died", "", ""))
             return
-        if "fatal" in reply:
-            session.alive = False
-            raise sandbox.SandboxError(f"the sandbox could not be set up: {str(reply['fatal'])[-500:]}")
-        cell.outputs = clean_outputs(reply.get("outputs"))
-        if isinstance(reply.get("execution_count"), int):
-            cell.execution_count = reply["execution_count"]
-        if reply.get("truncated") and "output" not in result.limits_hit:
-            result.limits_hit.append("output")
-        if reply.get("timed_out"):
-            result.limits_hit.append("cell-time")
+        self._keep_outputs(cell, index, clean_outputs(reply.body.get("outputs")), result)
+        if isinstance(reply.body.get("execution_count"), int):
+            cell.execution_count = reply.body["execution_count"]
+        if reply.body.get("truncated"):
+            result.hit("output")
+        if reply.interrupted:
+            result.hit("cell-time")
             result.problems.append(CellProblem(index, "timeout", "TimeoutError", f"{limit:.0f} s; it was interrupted"))
             return
-        error = reply.get("error")
+        error = reply.body.get("error")
         if isinstance(error, dict):
-            ename, evalue = _text(error.get("ename"), 200), _text(error.get("evalue"), 2000)
-            limit_name = LIMIT_ERRORS.get(ename) or ("file-size" if "File too large" in evalue else "")
+            ename, evalue = identifier(error.get("ename")), _text(error.get("evalue"), 2000)
+            # What the process reports is its own account: shown quoted; a limit name only from the exception's class.
+            limit_name = LIMIT_ERRORS.get(ename) or ("file-size" if error.get("errno") == errno.EFBIG else "")
             if limit_name:
-                result.limits_hit.append(limit_name)
-                result.problems.append(CellProblem(index, "limit", limit_name, f"{ename}: {evalue}"))
+                result.hit(limit_name)
+                result.problems.append(CellProblem(index, "limit", limit_name, f"it raised {ename}", evalue))
             else:
-                result.problems.append(CellProblem(index, "error", ename, evalue))
+                result.problems.append(CellProblem(index, "error", ename, "", evalue))
+
+    def _keep_outputs(self, cell: Any, index: int, outputs: list[nbformat.NotebookNode], result: Execution) -> None:
+        """Keep a cell's outputs while the notebook's output budget lasts; past it, a note instead."""
+        size = len(json.dumps(outputs))
+        if result.output_bytes + size <= self.notebook_output_limit:
+            result.output_bytes += size
+            cell.outputs = outputs
+            return
+        cell.outputs = [nbformat.v4.new_output(
+            "stream", name="stderr", text=f"[outputs of this cell dropped: the notebook's outputs reached the limit of "
+                                          f"{self.notebook_output_limit} bytes (c.Grader.notebook_output_limit)]\n")]
+        if "notebook-output" not in result.limits_hit:
+            result.hit("notebook-output")
+            result.problems.append(CellProblem(index, "limit", "notebook-output",
+                                               f"its outputs and those of later cells were dropped past "
+                                               f"{self.notebook_output_limit} bytes for the whole notebook"))
 
     def _end(self, session: Session, result: Execution) -> None:
         """Kill everything the notebook started, reap it, and record how it ended if it died."""
         was_alive = session.alive
         session.alive = False
+        session.end_checkpoint()
         try:
             session.sock.close()
         except OSError:
@@ -328,13 +662,16 @@ class SandboxExecutor:
         if was_alive:
             return
         limit, sentence = describe_status(status)
+        if result.ending is Ending.CHANNEL_CLOSED or result.status is Status.COMPLETED:
+            ending, result.exit_code, result.signal = ending_of(status)
+            result.ending = ending
         unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]
         if not unexplained and not result.problems:  # it died while the judge was calling into it
             unexplained = [CellProblem(-1, "died")]
             result.problems.extend(unexplained)
-            result.status = "died"
+            result.status = Status.DIED
         for problem in unexplained:
             problem.evalue = sentence
             if limit:
                 problem.kind, problem.ename = "limit", limit
-                result.limits_hit.append(limit)
+                result.hit(limit)

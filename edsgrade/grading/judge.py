@@ -20,6 +20,7 @@ from typing import Any
 from ..master import Question, load_test_cases
 from ..plaindata import Unavailable, decode, decode_names, encode
 from .context import CONTEXT_PARAMS
+from .untrusted import identifier, said
 
 
 class StudentCodeError(Exception):
@@ -66,16 +67,15 @@ class Proxy:
                                        encode(dict(kwargs or {})), call)
         except SessionGone as exc:
             raise StudentCodeError(f"{label} could not be called: {exc}") from None
-        if reply.get("timed_out"):
-            raise StudentCodeError(f"{label}(...) did not return within the time limit")
         if "value" in reply:
             try:
                 return decode(reply["value"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise StudentCodeError(f"{label} returned a malformed value ({exc})") from None
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                raise StudentCodeError(f"{label} returned a malformed value ({type(exc).__name__})") from None
         error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-        raise StudentCodeError(f"{label}{'(...)' if call else ''} raised {error.get('ename', 'an error')}: "
-                               f"{error.get('evalue', '')}")
+        words = said(error.get("evalue"))
+        raise StudentCodeError(f"{label}{'(...)' if call else ''} raised {identifier(error.get('ename'))}"
+                               + (f" ({words})" if words else ""))
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         kind = f" ({self._type})" if self._type else ""
@@ -104,7 +104,7 @@ def proxy_values(encoded: dict[str, Any], session: Any) -> dict[str, Any]:
     for name, obj in encoded.items():
         try:
             value = decode(obj, name)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             value = Unavailable(name, "unsupported", "the grader received a malformed value")
         if isinstance(value, Unavailable) and value.reason == "unsupported" and session is not None:
             value = Proxy(session, name, value.detail)

@@ -118,6 +118,12 @@ class WarmPool:
                                   [theirs.fileno()])
         finally:
             theirs.close()
+        if "setup_error" in reply:  # from the template's own pipe, before any student code ran
+            ours.close()
+            try:
+                self.wait(int(reply["pid"]))
+            finally:
+                raise SandboxError(f"the sandbox could not be set up: {str(reply['setup_error'])[-500:]}")
         return int(reply["pid"]), ours
 
     def wait(self, pid: int) -> int:

@@ -8,10 +8,18 @@ submission over one socket and then exits. Requests, each answered by one reply:
     run a cell; reply ``{"outputs": [nbformat outputs], "error": null | {ename, evalue}}``.
 ``{"op": "capture", "names": [...]}``
     reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`).
-``{"op": "call", "name": ..., "path": [...], "args": ..., "kwargs": ..., "call": bool}``
+``{"op": "snapshot"}``
+    fork a copy of this process, sealed (:func:`seal`: no writes to files, no new processes,
+    sockets, IPC or signals to others, not readable by its parent), which replies
+    ``{"snapshot": true}`` and then serves ``call`` requests until the grader kills it; this
+    process waits meanwhile, and whatever the copy did is gone with it.
+``{"op": "call", "name": ..., "path": [...], "args": ..., "kwargs": ..., "call": bool}`` (in a snapshot)
     resolve ``name`` then each ``["attr", a]`` / ``["item", key]`` step of ``path``, call it with the
     decoded plain arguments when ``call`` is true, and reply ``{"value": encoding}`` or
     ``{"error": ...}``: this is how the judge reaches a student's functions and fitted models.
+
+Nothing this side sends is trusted by the grader (student code can write to the same socket): the
+grader decides what happened from its own timers, the exit status and the shape of the frames.
 
 Why not a Jupyter kernel: starting one costs a second or more per submission and puts test
 verdicts and student code in the same process; a forked, pre-loaded interpreter costs a few
@@ -20,11 +28,14 @@ milliseconds and only ever hands out plain data.
 from __future__ import annotations
 
 import builtins
+import ctypes
 import io
 import json
 import os
+import resource
 import signal
 import socket
+import struct
 import sys
 from typing import Any
 
@@ -38,6 +49,7 @@ from .. import plaindata
 from . import protocol
 
 IMAGE_LIMIT = 2_000_000  # bytes of rich display data kept per cell
+SEAL_FAILED = 71  # exit code of a snapshot that could not be sealed (it answered nothing)
 
 
 class CellOutputs:
@@ -163,6 +175,7 @@ class Runner:
 
     def __init__(self, sock: socket.socket, output_limit: int, max_request: int = 512 << 20) -> None:
         self.sock, self.max_request = sock, max_request
+        self.in_snapshot = False
         self.outputs = CellOutputs(output_limit)
         config = Config()
         config.HistoryManager.enabled = False
@@ -194,7 +207,9 @@ class Runner:
         except Exception:  # matplotlib broken: the notebook still runs, without figures
             self._inline = True
 
-    def serve(self) -> None:
+    def serve(self, snapshot: bool = False) -> None:
+        """Answer requests until the channel closes (``snapshot``: this is a sealed copy, serving calls)."""
+        self.in_snapshot = snapshot
         while True:
             try:
                 request = protocol.receive(self.sock, max_bytes=self.max_request)
@@ -207,21 +222,52 @@ class Runner:
             except KeyboardInterrupt:
                 reply = {"error": {"ename": "KeyboardInterrupt", "evalue": "interrupted (time limit)"}}
             except BaseException as exc:  # noqa: BLE001 - whatever happens, answer the grader
-                reply = {"error": {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}}
+                reply = _error(exc)
+            if reply is None:  # a snapshot answered in our place
+                continue
             try:
                 protocol.send(self.sock, reply)
             except (OSError, ValueError):
                 return
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any]) -> dict[str, Any] | None:
         op = request.get("op")
-        if op == "run":
+        if op == "run" and not self.in_snapshot:
             return self.run(str(request.get("source", "")))
         if op == "capture":
             return {"values": plaindata.encode_names(self.shell.user_ns, list(request.get("names", [])))}
-        if op == "call":
+        if op == "snapshot" and not self.in_snapshot:
+            return self.snapshot()
+        if op == "call" and self.in_snapshot:
             return self.call(request)
-        return {"error": {"ename": "ProtocolError", "evalue": f"unknown request {op!r}"}}
+        return {"error": {"ename": "ProtocolError", "evalue": f"request {op!r} not served here"}}
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """Fork a sealed copy that serves the judge's calls; wait until the grader kills it."""
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            return _error(exc)
+        if pid == 0:
+            try:
+                self.sock = socket.socket(fileno=seal(self.sock.detach()))
+            except BaseException:
+                os._exit(SEAL_FAILED)
+            try:
+                protocol.send(self.sock, {"snapshot": True})
+                self.serve(snapshot=True)
+            finally:
+                os._exit(0)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                return None
+            except (InterruptedError, KeyboardInterrupt):
+                continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == SEAL_FAILED:  # it never answered: we do
+                return {"error": {"ename": "SnapshotError", "evalue": "the copy of the process could not be sealed"}}
+            return None
 
     def run(self, source: str) -> dict[str, Any]:
         self.outputs.reset()
@@ -253,6 +299,92 @@ class Runner:
             return {"error": {"ename": "UnsupportedValue",
                               "evalue": f"the result is a {type(target).__name__}, not plain data ({exc})"}}
         return {"value": encoded}
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    error: dict[str, Any] = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+    if isinstance(exc, OSError) and isinstance(exc.errno, int):
+        error["errno"] = exc.errno
+    return {"error": error}
+
+
+# -- sealing a snapshot ---------------------------------------------------------------------------
+# Why a hand-written seccomp filter: it is a few dozen BPF instructions over a fixed list of system
+# calls, installed once in a forked child; libseccomp's Python binding is not on PyPI for this
+# interpreter, and a filter built from a table here is easy to read and to test (tests/security).
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | 0o20000000  # __O_TMPFILE
+_X86_64 = 0xC000003E
+#: x86-64 system calls a snapshot may not make: they change files, folders or metadata, make
+#: sockets, IPC objects or keys, signal or inspect other processes, or start processes.
+_DENIED_X86_64 = (
+    85, 83, 84, 82, 86, 87, 88, 90, 91, 92, 93, 94, 76, 77, 133, 132, 235, 261, 280, 258, 259, 260, 263, 264,
+    265, 266, 268, 316, 452, 188, 189, 190, 197, 198, 199, 285, 437, 303, 304, 41, 53, 49, 42,
+    29, 30, 31, 64, 65, 66, 68, 69, 70, 71, 220, 240, 241, 242, 243, 244, 245, 248, 249, 250,
+    101, 310, 311, 129, 297, 424, 434, 438, 425, 426, 427, 57, 58, 73, 141, 319,
+)
+_OPEN, _OPENAT, _KILL, _TKILL, _TGKILL, _CLONE, _CLONE3 = 2, 257, 62, 200, 234, 56, 435
+
+
+def _filter(pid: int) -> list[tuple[int, int, int, int]]:
+    """The snapshot's seccomp program (classic BPF): (code, jt, jf, k) instructions."""
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, deny, kill = 0x7FFF0000, 0x00050000 | 1, 0x80000000  # ALLOW, ERRNO(EPERM), KILL_PROCESS
+    nosys = 0x00050000 | 38  # ERRNO(ENOSYS): clone3, so that the C library falls back to clone (and NPROC)
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, _X86_64), (ret, 0, 0, kill), (ld, 0, 0, 0),
+            (jge, 0, 1, 0x40000000), (ret, 0, 0, kill)]
+    for nr, arg in ((_OPEN, 1), (_OPENAT, 2)):  # read-only opens only
+        prog += [(jeq, 0, 4, nr), (ld, 0, 0, 16 + 8 * arg), (jset, 0, 1, _WRITE_FLAGS), (ret, 0, 0, deny),
+                 (ret, 0, 0, allow)]
+    for nr in (_KILL, _TKILL, _TGKILL):  # signals to itself only
+        prog += [(jeq, 0, 4, nr), (ld, 0, 0, 16), (jeq, 0, 1, pid), (ret, 0, 0, allow), (ret, 0, 0, deny)]
+    prog += [(jeq, 0, 1, _CLONE3), (ret, 0, 0, nosys)]
+    prog += [(jeq, 0, 4, _CLONE), (ld, 0, 0, 16), (jset, 0, 1, 0x10000), (ret, 0, 0, allow),  # CLONE_THREAD
+             (ret, 0, 0, deny)]
+    for nr in _DENIED_X86_64:
+        prog += [(jeq, 0, 1, nr), (ret, 0, 0, deny)]
+    return prog + [(ret, 0, 0, allow)]
+
+
+def _install_filter(pid: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    prog = _filter(pid)
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *ins) for ins in prog))
+    fprog = struct.pack("=HxxxxxxQ", len(prog), ctypes.addressof(buf))  # struct sock_fprog
+    fbuf = ctypes.create_string_buffer(fprog)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+    if libc.prctl(22, 2, ctypes.addressof(fbuf), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+
+
+def seal(channel: int) -> int:
+    """Seal a forked snapshot so that nothing it does outlives it or reaches its parent; return the channel's fd.
+
+    Every file descriptor but the channel is closed; shared memory mappings (shared with the
+    parent) are unmapped; no file can be written (``RLIMIT_FSIZE`` 0), no process or thread
+    started (``RLIMIT_NPROC`` 0); it is not dumpable (its parent cannot read its memory); and a
+    seccomp filter refuses the system calls that would change files, folders or their metadata,
+    make sockets, IPC objects or keys, or signal another process. Where the filter cannot be
+    installed (not x86-64), no new file descriptor can be opened at all (``RLIMIT_NOFILE``).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/self/maps") as f:
+        maps = f.read().splitlines()
+    for line in maps:
+        fields = line.split()
+        if len(fields) >= 2 and fields[1][3:4] == "s":
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            libc.munmap(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo))
+    fd = os.dup2(channel, 0) if channel != 0 else 0
+    os.closerange(1, 1 << 16)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    if os.uname().machine == "x86_64":
+        _install_filter(os.getpid())
+    else:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1, 1))
+    return fd
 
 
 def serve(fd: int, output_limit: int) -> None:

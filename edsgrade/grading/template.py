@@ -47,23 +47,30 @@ def _spawn(ctl: socket.socket, request: dict, fds: list[int], threads: int) -> d
         for fd in fds:
             os.close(fd)
         return {"error": "spawn needs exactly one file descriptor"}
+    # Set-up failures travel on a pipe of the template's own, closed before any student code runs:
+    # the notebook's channel is the student's to write on, so nothing read there can pose as one.
+    failed_r, failed_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         try:
             ctl.close()
+            os.close(failed_r)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            sandbox.confine(jail, fds[0], threads)
+            sandbox.confine(jail, fds[0], threads)  # closes every other descriptor, the report pipe too
         except BaseException:
             try:
                 os.write(2, traceback.format_exc().encode())
-                sock = socket.socket(fileno=fds[0])
-                from . import protocol
-                protocol.send(sock, {"fatal": traceback.format_exc(limit=3)})
+                os.write(failed_w, traceback.format_exc(limit=3).encode()[-4000:])
             finally:
                 os._exit(70)
         runner.serve(fds[0], int(request.get("output_limit", 20_000)))
         os._exit(0)
     os.close(fds[0])
+    os.close(failed_w)
+    with os.fdopen(failed_r, "rb") as failed:
+        report = failed.read(4000)  # EOF as soon as the child is confined (or dead)
+    if report:
+        return {"pid": pid, "setup_error": report.decode(errors="replace")}
     return {"pid": pid}
 
 
