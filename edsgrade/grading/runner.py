@@ -347,6 +347,7 @@ def _filter(pid: int) -> list[tuple[int, int, int, int]]:
 
 def _install_filter(pid: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     prog = _filter(pid)
     buf = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *ins) for ins in prog))
     fprog = struct.pack("=HxxxxxxQ", len(prog), ctypes.addressof(buf))  # struct sock_fprog
