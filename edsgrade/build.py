@@ -36,7 +36,7 @@ from . import datasets
 from .course import Course, CourseError
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
-from .master import Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
+from .master import Delimiters, Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
 from .plaindata import Unavailable, decode_names
 
 log = logging.getLogger("edsgrade")
@@ -271,7 +271,8 @@ def export_otter(master: Master, release: Path, out_dir: Path, refs: dict[str, d
 def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildReport:
     """Build ``assignment`` of ``course`` (see the module docstring for the steps)."""
     start = time.monotonic()
-    master = load_master(course.master_path(assignment))
+    # the course's own region markers, as nbgrader's generate_assignment will read them
+    master = load_master(course.master_path(assignment), Delimiters.from_config(course.config))
     source = course.source_dir(assignment)
     release = course.release_dir(assignment)
     out = course.build_dir(assignment)
