@@ -274,6 +274,11 @@ class Session:
         limit = max_bytes or self.max_bytes
         try:
             protocol.send(self.sock, message)
+        except OSError as exc:  # its end closed (it exited, or closed the channel itself)
+            self.alive = False
+            self.ended = "the notebook's process closed its channel"
+            raise ChannelLost(self.ended) from exc
+        try:
             return Reply(self._receive(timeout, limit))
         except protocol.ChannelTimeout:
             pass

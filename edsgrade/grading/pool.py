@@ -72,7 +72,11 @@ class WarmPool:
         # The grader's own package, never a copy in the current folder: ``-P`` keeps the working directory
         # off ``sys.path`` (``-m`` would put it first), and PYTHONPATH names this package's parent folder.
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-        self._proc = subprocess.Popen([sys.executable, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
+        # The interpreter through its folder's real path: a virtual environment reached through a symbolic
+        # link (``.venv -> /elsewhere/.venv``) would otherwise put the link's path on ``sys.path``, and the
+        # sandbox mounts only real paths (sandbox.python_paths), so the confined child could not import lazily.
+        python = os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
+        self._proc = subprocess.Popen([python, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
                                        config],
                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log, env=env)
