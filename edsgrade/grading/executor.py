@@ -64,6 +64,7 @@ class Ending(str, Enum):
     FILE_SIZE = "file-size"  # SIGXFSZ: its file-size limit
     MALFORMED_REPLY = "malformed-reply"  # it sent bytes that are not a valid reply (or too many)
     CHANNEL_CLOSED = "channel-closed"  # its end of the channel closed and it was not seen dying
+    MEMORY = "memory"  # killed, and the grader's own accounting (SandboxExecutor.memory_evidence) shows its memory limit
     SETUP_FAILED = "setup-failed"  # the sandbox could not be built (reported by the pool, not the notebook)
 
 
@@ -116,6 +117,8 @@ class Execution:
     seconds: float = 0.0  # wall time spent in the student's code: cells, captures and calls through proxies
     output_bytes: int = 0  # size (JSON) of the outputs kept in the notebook so far
     sandboxed: bool = True
+    snapshots: int = 0  # copies of the process made for the judge's calls (one per checkpoint that calls)
+    snapshot_seconds: float = 0.0  # wall time spent making, freezing around and discarding them
 
     def end(self, status: Status, ending: Ending) -> None:
         """Record how the run ended (the first ending observed is kept)."""
@@ -130,7 +133,8 @@ class Execution:
     def summary(self) -> dict[str, Any]:
         return {"status": self.status.value, "ending": self.ending.value, "exit_code": self.exit_code,
                 "signal": self.signal, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
-                "sandboxed": self.sandboxed, "problems": [asdict(p) for p in self.problems]}
+                "sandboxed": self.sandboxed, "snapshots": self.snapshots,
+                "snapshot_seconds": round(self.snapshot_seconds, 4), "problems": [asdict(p) for p in self.problems]}
 
 
 class SessionGone(RuntimeError):
@@ -150,9 +154,13 @@ class ReplyMalformed(SessionGone):
 
 
 class CallTimedOut(SessionGone):
-    """No reply before the grader's deadline."""
+    """No reply before the grader's deadline (``reason``: what the grader then did, in its own words)."""
 
     ending = Ending.CELL_TIMEOUT
+
+    def __init__(self, message: str, reason: str = "it ignored the interrupt and was stopped") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class OutOfTime(SessionGone):
@@ -280,8 +288,11 @@ class Session:
             raise ChannelLost(self.ended) from exc
         try:
             return Reply(self._receive(timeout, limit))
-        except protocol.ChannelTimeout:
-            pass
+        except protocol.ChannelTimeout as exc:
+            if exc.partial:  # a frame started and did not end in time: the channel is out of step
+                self.alive = False
+                self.ended = f"its reply did not finish within {timeout:.0f} s: stopped"
+                raise CallTimedOut(self.ended, "its reply started and did not finish, so it was stopped") from None
         try:
             os.kill(self.pid, signal.SIGINT)
             return Reply(self._receive(INTERRUPT_GRACE, limit), interrupted=True)
@@ -336,6 +347,13 @@ class Session:
             protocol.send(self.sock, {"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
                                       "call": call})
             return self._from_snapshot(left, f"{name} did not return within {deadline:.1f} s")
+        except CallTimedOut:
+            if deadline >= self.call_timeout:
+                raise
+            if self.progress is not None:  # it was the notebook's time, not the cell limit, that ran out
+                self.progress.hit("notebook-time")
+            raise OutOfTime(f"{name} did not return within {deadline:.1f} s, what was left of the notebook's time "
+                            f"limit ({self.timeout:g} s, its cells and the judge's calls together)") from None
         except OSError as exc:
             self._leave_snapshot()
             raise ChannelLost("the notebook's process closed its channel") from exc
@@ -375,6 +393,15 @@ class Session:
             return
         if self.snapshot_refused:
             raise SnapshotUnavailable(self.snapshot_refused)
+        started = time.monotonic()
+        try:
+            self._make_snapshot(deadline)
+        finally:
+            if self.progress is not None:
+                self.progress.snapshot_seconds += time.monotonic() - started
+                self.progress.snapshots += 1
+
+    def _make_snapshot(self, deadline: float) -> None:
         before = children(self.pid)
         reply = self.request({"op": "snapshot"}, deadline)
         made = children(self.pid) - before
@@ -406,6 +433,7 @@ class Session:
     def _leave_snapshot(self) -> None:
         """Kill the snapshot, wait until it is gone, resume the frozen processes, drop stale bytes."""
         pids, self.snapshot = self.snapshot, set()
+        started = time.monotonic()
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
@@ -426,6 +454,8 @@ class Session:
                     break
         except OSError:
             pass
+        if pids and self.progress is not None:
+            self.progress.snapshot_seconds += time.monotonic() - started
 
     def end_checkpoint(self) -> None:
         """Discard the checkpoint's snapshot, if one was made; the next checkpoint gets a fresh one."""
@@ -512,12 +542,20 @@ class SandboxExecutor:
         Largest reply accepted from a sandbox, in bytes (captured values included).
     confine:
         Use the full sandbox (namespaces, own root, unprivileged user); default: when running as root.
+    memory_evidence:
+        Called with the notebook's :class:`Jail` after it was killed by a signal the grader did not
+        send, before its processes are cleaned up: True when the grader's *own* accounting shows
+        that it reached its memory limit (for instance the ``oom_kill`` count of its cgroup's
+        ``memory.events``); the run then ends as :attr:`Ending.MEMORY`. ``None``: no such accounting
+        (rlimits only: a ``MemoryError`` the notebook reports is recorded as its own words).
     """
 
     def __init__(self, pool: WarmPool, *, cell_timeout: float = 120, timeout: float = 900,
                  limits: Limits | None = None, output_limit: int = 20_000, notebook_output_limit: int = 20_000_000,
-                 max_message: int = 256 << 20, confine: bool | None = None) -> None:
+                 max_message: int = 256 << 20, confine: bool | None = None,
+                 memory_evidence: Callable[[Jail], bool] | None = None) -> None:
         self.pool = pool
+        self.memory_evidence = memory_evidence
         self.cell_timeout, self.timeout = cell_timeout, timeout
         self.limits = limits or Limits()
         self.output_limit, self.max_message = output_limit, max_message
@@ -602,8 +640,7 @@ class SandboxExecutor:
             if isinstance(exc, CallTimedOut):
                 result.end(Status.TIMEOUT, Ending.CELL_TIMEOUT)
                 result.hit("cell-time")
-                result.problems.append(CellProblem(index, "timeout", "TimeoutError",
-                                                   f"{limit:.0f} s; it ignored the interrupt and was stopped"))
+                result.problems.append(CellProblem(index, "timeout", "TimeoutError", f"{limit:.0f} s; {exc.reason}"))
             elif isinstance(exc, ReplyMalformed):
                 result.end(Status.DIED, Ending.MALFORMED_REPLY)
                 result.problems.append(CellProblem(index, "malformed", "ProtocolError", str(exc).split(": ", 1)[-1]))
@@ -652,6 +689,8 @@ class SandboxExecutor:
         was_alive = session.alive
         session.alive = False
         session.end_checkpoint()
+        # read before the clean-up, which may reset the accounting (the hook is the confinement's)
+        memory = bool(not was_alive and self.memory_evidence is not None and self.memory_evidence(session.jail))
         try:
             session.sock.close()
         except OSError:
@@ -670,6 +709,9 @@ class SandboxExecutor:
         if result.ending is Ending.CHANNEL_CLOSED or result.status is Status.COMPLETED:
             ending, result.exit_code, result.signal = ending_of(status)
             result.ending = ending
+        if memory and result.ending is Ending.KILLED_BY_SIGNAL:
+            result.ending, limit = Ending.MEMORY, "memory"
+            sentence = "it reached its memory limit and was killed (the grader's own accounting shows it)"
         unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]
         if not unexplained and not result.problems:  # it died while the judge was calling into it
             unexplained = [CellProblem(-1, "died")]

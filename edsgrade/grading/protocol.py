@@ -22,7 +22,13 @@ class ChannelClosed(ConnectionError):
 
 
 class ChannelTimeout(TimeoutError):
-    """No complete frame arrived before the deadline."""
+    """No complete frame arrived before the deadline.
+
+    ``partial`` is true when part of a frame had been read: the channel is then out of step (what
+    follows is the rest of that frame), and nothing more can be read from it.
+    """
+
+    partial: bool = False
 
 
 class ProtocolError(ValueError):
@@ -53,11 +59,22 @@ def _read_exactly(sock: socket.socket, size: int, deadline: float | None) -> byt
 def receive(sock: socket.socket, *, max_bytes: int, timeout: float | None = None) -> dict[str, Any]:
     """Read one frame within ``timeout`` seconds (``None``: wait forever); at most ``max_bytes`` of body."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    (size,) = HEADER.unpack(_read_exactly(sock, HEADER.size, deadline))
+    if deadline is not None and not select.select([sock], [], [], max(timeout, 0))[0]:
+        raise ChannelTimeout("no reply within the time limit")
+    try:
+        (size,) = HEADER.unpack(_read_exactly(sock, HEADER.size, deadline))
+    except ChannelTimeout as exc:
+        exc.partial = True  # some of the header was read
+        raise
     if size > max_bytes:
         raise ProtocolError(f"a reply of {size} bytes exceeds the limit of {max_bytes} bytes")
-    # Once a frame has started, give the rest of it a little more time than the deadline left.
-    body = _read_exactly(sock, size, None if deadline is None else max(deadline, time.monotonic() + 30))
+    # The whole frame within the same deadline: a frame that starts and then trickles (or stops) must
+    # not stretch the notebook's time limit (issue 12).
+    try:
+        body = _read_exactly(sock, size, deadline)
+    except ChannelTimeout as exc:
+        exc.partial = True
+        raise
     try:
         message = json.loads(body)
     except ValueError as exc:
