@@ -140,7 +140,8 @@ def test_broken_submissions_end_with_a_clear_recorded_result(lab1):
     assert r["corrupt"].status == "invalid" and "not a valid notebook" in r["corrupt"].message
     shown = nbformat.read(lab1.root / "autograded" / "corrupt" / A / f"{A}.ipynb", as_version=4)  # for formgrader
     assert shown.cells[0].source.startswith("**Not graded:**")
-    assert "raised ValueError: I do not know how to do this yet" in r["raises"].message
+    # the student's own words, quoted and labelled as the notebook's (never read as the grader's)
+    assert "raised ValueError (the notebook's process said: «I do not know how to do this yet»)" in r["raises"].message
     assert "did not finish within the time limit" in r["loops"].message
     assert r["deletes"].score == lab1.master.max_auto
     assert any("had been deleted; it was restored" in n for n in r["deletes"].notes)
