@@ -327,16 +327,17 @@ def write_under(base: Path, rel: Path, data: bytes) -> Refusal | None:
     fd = os.open(base, flags)
     try:
         for part in rel.parts[:-1]:
-            for attempt in range(2):
+            nfd = -1
+            for _ in range(3):  # open it; or create it; or remove what is in the way, then create it
                 try:
                     nfd = os.open(part, flags, dir_fd=fd)
                     break
                 except FileNotFoundError:
                     os.mkdir(part, 0o755, dir_fd=fd)
                 except OSError:
-                    if attempt:
-                        return Refusal(str(rel), "could not be written (a link is in the way)", "fetched")
-                    os.unlink(part, dir_fd=fd)  # a link or a file where a folder goes
+                    os.unlink(part, dir_fd=fd)  # a link or a file where a folder goes: the student's own
+            if nfd < 0:
+                return Refusal(str(rel), "could not be written (something is in the way)", "fetched")
             os.close(fd)
             fd = nfd
         name = rel.parts[-1]
