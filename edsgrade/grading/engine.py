@@ -326,7 +326,8 @@ class Engine:
         stamp_file = submitted / "timestamp.txt"
         stamp, stamp_note = submission_timestamp(submitted)
         result = SubmissionResult(student, assignment, "graded", timestamp=stamp)
-        result.notes += [n for n in read_collect_record(submitted).get("refusals", []) if isinstance(n, str)][:101]
+        refusals = read_collect_record(submitted).get("refusals")  # what the collect left out, as sentences
+        result.notes += [n for n in refusals if isinstance(n, str)][:101] if isinstance(refusals, list) else []
         if stamp_note:
             result.notes.append(stamp_note)
         nb_path = submitted / master.path.name
