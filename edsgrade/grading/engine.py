@@ -22,6 +22,7 @@ import nbformat
 from ..course import Course, CourseError
 from ..master import Master, Question, load_master
 from ..plaindata import decode_names
+from ..sanitize import sanitize_notebook
 from .executor import Execution, SandboxExecutor, Session, SessionGone
 from .context import session_context
 from .judge import QuestionResult, judge_all, judge_question, proxy_values
@@ -221,7 +222,14 @@ def _annotate(nb: nbformat.NotebookNode, checkpoints: dict[int, str], result: Su
 
 def write_outputs(course: Course, result: SubmissionResult, notebook: nbformat.NotebookNode, name: str,
                   timestamp_file: Path | None) -> None:
-    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in."""
+    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in.
+
+    The notebook is sanitized first (:func:`edsgrade.sanitize.sanitize_notebook`): instructors'
+    browsers render it (formgrader, nbconvert, JupyterLab), and its outputs are the student's.
+    """
+    report = sanitize_notebook(notebook)
+    if report.changes:
+        result.notes.append(report.summary())
     final = course.autograded_dir(result.student, result.assignment)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{result.assignment}.", dir=final.parent))
