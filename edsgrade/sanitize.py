@@ -161,7 +161,7 @@ class _Inventory(HTMLParser):
     """Walks rendered HTML and notes the first thing the allow-lists do not cover."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__(convert_charrefs=False)  # text keeps its entities: a bare "<" in it was not a tag here
         self.refused: list[str] = []
 
     def _refuse(self, what: str) -> None:
@@ -182,6 +182,10 @@ class _Inventory(HTMLParser):
                 self._refuse(f"{name}={value[:40]!r} on <{tag}>")
 
     handle_startendtag = handle_starttag
+
+    def handle_data(self, data: str) -> None:
+        if "<" in data:  # markup this parser did not take for a tag; a browser might
+            self._refuse("a stray <")
 
     def handle_endtag(self, tag: str) -> None:
         if tag not in HTML_TAGS:
@@ -209,9 +213,9 @@ def refusals(rendered: str) -> list[str]:
     """What in ``rendered`` (HTML) the allow-lists do not cover, in order; [] when all of it is allowed."""
     parser = _Inventory()
     parser.feed(rendered)
-    parser.close()
-    if parser.rawdata:  # an unfinished tag or comment the parser left: not understood, so refused
+    if parser.rawdata.strip():  # an unfinished tag or comment: what follows it on a page would finish it
         parser.refused.append("unfinished markup")
+    parser.close()
     return parser.refused
 
 
@@ -243,14 +247,24 @@ def clean_markdown(source: str, attachments: dict[str, Any] | None = None) -> tu
     renderers pass through as it is); if even that does not render as itself, the source is shown
     as escaped text.
     """
-    rendered = render_markdown(source, attachments)
+    from nbconvert.filters.markdown_mistune import InvalidNotebook
+
+    try:
+        rendered = render_markdown(source, attachments)
+    except InvalidNotebook:  # nbconvert (and so the formgrader's page) would fail on it: show it as text
+        return _as_text(source), "a reference to a missing attachment"
     refused = _html_is_allowed(rendered)
     if refused is None:
         return source, None
     block = '<div class="edsgrade-sanitized">' + clean_html(rendered).replace("\r", "").replace("\n", "&#10;") + "</div>"
     if render_markdown(block).strip() == block and _html_is_allowed(block) is None:
         return block, refused
-    return "<pre>" + html.escape(source).replace("\n", "&#10;") + "</pre>", refused
+    return _as_text(source), refused
+
+
+def _as_text(source: str) -> str:
+    """``source`` as escaped text in one HTML block (what is left when nothing else is safe)."""
+    return "<pre>" + html.escape(source).replace("\n", "&#10;") + "</pre>"
 
 
 # ---- the notebook ------------------------------------------------------------------------------
