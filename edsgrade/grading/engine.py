@@ -24,6 +24,7 @@ from ..master import Master, Question, load_master
 from ..plaindata import decode_names
 from ..safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
 from ..safeexchange import COLLECT_FILE, read_collect_record, read_small, read_time
+from ..sanitize import sanitize_notebook
 from .executor import Execution, SandboxExecutor, Session, SessionGone
 from .context import session_context
 from .judge import QuestionResult, judge_all, judge_question, proxy_values
@@ -264,7 +265,14 @@ def _annotate(nb: nbformat.NotebookNode, checkpoints: dict[int, str], result: Su
 
 def write_outputs(course: Course, result: SubmissionResult, notebook: nbformat.NotebookNode, name: str,
                   timestamp_file: Path | None) -> None:
-    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in."""
+    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in.
+
+    The notebook is sanitized first (:func:`edsgrade.sanitize.sanitize_notebook`): instructors'
+    browsers render it (formgrader, nbconvert, JupyterLab), and its outputs are the student's.
+    """
+    report = sanitize_notebook(notebook)
+    if report.changes:
+        result.notes.append(report.summary())
     final = course.autograded_dir(result.student, result.assignment)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{result.assignment}.", dir=final.parent))
