@@ -47,7 +47,7 @@ NPY_HEADER_LIMIT = 10_000  # bytes of an .npy header (numpy's own default limit)
 #: numpy dtype kinds that may travel as raw bytes: bool, integers, floats, complex, datetimes, bytes, str
 BINARY_KINDS = "biufcmMSU"
 #: once a message has started, the rest of it gets at most this many seconds more than the deadline
-TAIL_GRACE = 30.0
+TAIL_GRACE = 10.0
 MB = 1 << 20
 
 
@@ -177,28 +177,37 @@ _OPEN[[ord("]"), ord("}")]] = -1
 def check_shape(text: bytes, bounds: Bounds) -> None:
     """Refuse JSON ``text`` nested deeper than ``bounds.depth`` or holding more than ``bounds.values`` values.
 
-    Counted on the bytes, before parsing: strings are blanked out first (one regular-expression
-    pass), then brackets and commas are counted (a comma or an opening bracket per value at most),
-    and the depth is the running sum of opening minus closing brackets (numpy, in chunks). Python's
-    own parser would raise ``RecursionError`` on deep input and build every value of a huge one
-    before any check could see it.
+    Counted on the bytes, before parsing: brackets and commas are counted (a comma or an opening
+    bracket per value at most), and the depth is the running sum of opening minus closing brackets
+    (numpy, in chunks). Counted on the raw text, brackets and commas inside strings count too, which
+    can only overstate: when that passes, the text passes; otherwise strings are blanked out (one
+    regular-expression pass) and the exact counts decide. Python's own parser would raise
+    ``RecursionError`` on deep input and build every value of a huge one before any check could see it.
     """
-    skeleton = _JSON_STRING.sub(b"0", text) if b'"' in text else text
-    opens = skeleton.count(b"[") + skeleton.count(b"{")
-    values = opens + skeleton.count(b",") + 1
-    if values > bounds.values:
-        raise ReplyTooLarge(f"it holds about {values:,} values, over the limit of {bounds.values:,} "
-                            "(a list or dict that large must be sent as a numpy array or a data frame)")
-    if opens <= bounds.depth:
+    if _shape_problem(text, bounds) is None:
         return
-    codes = np.frombuffer(skeleton, np.uint8)
+    problem = _shape_problem(_JSON_STRING.sub(b"0", text), bounds)
+    if problem is not None:
+        raise problem
+
+
+def _shape_problem(text: bytes, bounds: Bounds) -> ProtocolError | None:
+    opens = text.count(b"[") + text.count(b"{")
+    values = opens + text.count(b",") + 1
+    if values > bounds.values:
+        return ReplyTooLarge(f"it holds about {values:,} values, over the limit of {bounds.values:,} "
+                             "(a list or dict that large must be sent as a numpy array or a data frame)")
+    if opens <= bounds.depth:
+        return None
+    codes = np.frombuffer(text, np.uint8)
     level, chunk = 0, 1 << 22
     for start in range(0, codes.size, chunk):
         steps = np.cumsum(_OPEN[codes[start:start + chunk]], dtype=np.int32)
         if steps.size and level + int(steps.max()) > bounds.depth:
-            raise ReplyTooDeep(f"it is nested more than {bounds.depth} levels deep")
+            return ReplyTooDeep(f"it is nested more than {bounds.depth} levels deep")
         if steps.size:
             level += int(steps[-1])
+    return None
 
 
 def _read_npy(sock: socket.socket, size: int, deadline: float | None) -> np.ndarray:
@@ -247,10 +256,20 @@ def receive_message(sock: socket.socket, bounds: Bounds,
     anything over ``bounds`` or malformed (after which the channel is out of step: close it).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    text_len, count = PREAMBLE.unpack(_read_exactly(sock, PREAMBLE.size, deadline))
-    # Once a message has started, give the rest of it a little more time than the deadline left.
+    _wait(sock, deadline, "nothing was sent")
+    # Once a message has started, give the rest of it a little more time than the deadline left;
+    # one that stops half-way is malformed (the channel is out of step), not a slow cell.
     if deadline is not None:
         deadline = max(deadline, time.monotonic() + TAIL_GRACE)
+    try:
+        return _receive_rest(sock, bounds, deadline)
+    except ChannelTimeout:
+        raise MalformedReply("it started a reply but did not finish it within the time limit") from None
+
+
+def _receive_rest(sock: socket.socket, bounds: Bounds,
+                  deadline: float | None) -> tuple[dict[str, Any], list[np.ndarray]]:
+    text_len, count = PREAMBLE.unpack(_read_exactly(sock, PREAMBLE.size, deadline))
     if count > bounds.attachments:
         raise ReplyTooLarge(f"it announces {count:,} attachments, over the limit of {bounds.attachments:,}")
     if text_len > bounds.json:
