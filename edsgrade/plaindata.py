@@ -138,6 +138,12 @@ class _Encoder:
             raise ValueTooLarge(f"holds more than {limits.reply_items:,} items (with the other values of this "
                                 "question), over the grader's limit: use a numpy array or a data frame")
 
+    def room(self, items: int) -> None:
+        """Refuse at once a container of ``items`` items that cannot fit (before encoding any of them)."""
+        if self.limits is not None and self.reply_items + items > self.limits.reply_items:
+            raise ValueTooLarge(f"holds {items:,} items, over the grader's limit of {self.limits.reply_items:,} "
+                                "(with the other values of this question): use a numpy array or a data frame")
+
     # -- numpy ------------------------------------------------------------------------------------
 
     def ndarray(self, arr: Any, depth: int) -> Any:
@@ -273,6 +279,8 @@ class _Encoder:
         if isinstance(value, _dt.timedelta):
             self.spend(0, 3)
             return {TAG: "timedelta", "days": value.days, "seconds": value.seconds, "us": value.microseconds}
+        if isinstance(value, (list, tuple, dict, set, frozenset)):
+            self.room(len(value))
         if isinstance(value, list):
             self.spend(0)
             return [self.value(v, depth + 1) for v in value]
