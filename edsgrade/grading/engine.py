@@ -51,6 +51,7 @@ class GradingOptions:
     file_size: int = 256  # MiB
     open_files: int = 256
     output_limit: int = 20_000
+    value_limit: int = 256  # MiB, one captured value
     sandbox: str = "auto"  # auto | on | off
     threads: int = 1  # numerical-library threads per submission
 
@@ -85,7 +86,9 @@ def start_executor(master: Master, options: GradingOptions) -> SandboxExecutor:
     pool = WarmPool(preload_for(c.source for c in master.notebook.cells if c.cell_type == "code"),
                     threads=options.threads)
     return SandboxExecutor(pool, cell_timeout=options.cell_timeout, timeout=options.timeout,
-                           limits=options.limits(), output_limit=options.output_limit, confine=options.confine())
+                           limits=options.limits(), output_limit=options.output_limit,
+                           value_limit=options.value_limit * MiB, max_message=max(2 * options.value_limit, 256) * MiB,
+                           confine=options.confine())
 
 
 @dataclass
