@@ -397,12 +397,12 @@ def lock_dir() -> Path:
     return base
 
 
-def acquire_slot(max_slots: int = 64, wait: float = 600) -> Slot:
-    """Take the first free slot (0, 1, ...), waiting up to ``wait`` seconds if all are taken."""
+def acquire_slot(max_slots: int = 64, wait: float = 600, first: int = 0) -> Slot:
+    """Take the first free slot (``first``, ``first + 1``, ...), waiting up to ``wait`` seconds if all are taken."""
     folder = lock_dir()
     deadline = time.monotonic() + wait
     while True:
-        for index in range(max_slots):
+        for index in range(first, max_slots):
             handle = open(folder / f"slot{index}.lock", "a+")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
