@@ -220,17 +220,21 @@ total = 0.0
 
 HOG_SHM = """import os
 try:
-    with open('/dev/shm/hog', 'wb') as fh:
-        for _ in range(3 * 64):
-            fh.write(b'z' * (16 << 20))  # 3 GiB in all
+    for i in range(24):  # 24 x 128 MiB (each under the file-size limit): 3 GiB in all
+        with open(f'/dev/shm/hog{i}', 'wb') as fh:
+            for _ in range(8):
+                fh.write(b'z' * (16 << 20))
 except OSError as exc:
     print('SHM', exc.errno)
 total = 0.0
 """
 
 HOG_SYSV = LIBC + """libc.shmat.restype = ctypes.c_void_p
+libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
 seg = libc.shmget(0, 3 << 30, 0o1600)  # IPC_PRIVATE, 3 GiB
+assert seg >= 0, ctypes.get_errno()
 addr = libc.shmat(seg, None, 0)
+assert addr not in (None, 2 ** 64 - 1), ctypes.get_errno()
 ctypes.memset(addr, 1, 3 << 30)
 total = 0.0
 """
