@@ -49,6 +49,7 @@ class GradingOptions:
     cpu_time: int = 1800
     processes: int = 64
     file_size: int = 256  # MiB
+    disk: int = 1024  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
     open_files: int = 256
     output_limit: int = 20_000
     value_limit: int = 256  # MiB, one captured value
@@ -69,7 +70,7 @@ class GradingOptions:
 
     def limits(self) -> Limits:
         return Limits(memory=self.memory * MiB, cpu_time=int(self.cpu_time), processes=self.processes,
-                      file_size=self.file_size * MiB, open_files=self.open_files)
+                      file_size=self.file_size * MiB, open_files=self.open_files, disk=self.disk * MiB)
 
     def confine(self) -> bool:
         if self.sandbox == "on" and not can_confine():

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import nbformat
 
 from .. import plaindata
-from . import protocol, sandbox
+from . import cgroups, protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
 
@@ -65,10 +65,13 @@ class Execution:
     limits_hit: list[str] = field(default_factory=list)  # cell-time, notebook-time, memory, cpu-time, ...
     seconds: float = 0.0  # wall time of the student's cells (checkpoints excluded)
     sandboxed: bool = True
+    isolation: dict[str, Any] = field(default_factory=dict)  # what confined this run (see SandboxExecutor)
+    resources: dict[str, Any] = field(default_factory=dict)  # what the kernel counted (cgroup), if anything
 
     def summary(self) -> dict[str, Any]:
         return {"status": self.status, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
-                "sandboxed": self.sandboxed, "problems": [asdict(p) for p in self.problems]}
+                "sandboxed": self.sandboxed, "problems": [asdict(p) for p in self.problems],
+                "isolation": self.isolation, "resources": self.resources}
 
 
 class SessionGone(RuntimeError):
@@ -99,6 +102,10 @@ class Session:
         self.checkpoints: dict[int, str] = {}
         self.at = 0  # index of the cell being run or checked
         self.started: float | None = None  # wall-clock time the first cell was sent
+        #: where the grader reads the working copy: confined, the jail's copy, seen through its init's root
+        self.workdir: str = jail.workdir
+        self.cgroup: cgroups.SubmissionCgroup | None = None
+        self.full: set[str] = set()  # the sandbox's file systems found full (working copy, /tmp)
 
     def request(self, message: dict[str, Any], timeout: float, arrays: list[Any] | tuple = ()) -> dict[str, Any]:
         """Send ``message`` (and ``arrays`` as attachments); return the reply, its arrays in :attr:`frames`.
@@ -185,6 +192,16 @@ def clean_outputs(items: Any) -> list[nbformat.NotebookNode]:
     return outputs
 
 
+def _full(path: str) -> bool:
+    """True when the (size-limited) file system at ``path`` has (almost) no room left."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(1 << 20, st.f_blocks * st.f_frsize // 100) or (
+        st.f_files > 0 and st.f_favail < max(16, st.f_files // 100))
+
+
 def describe_status(status: int) -> tuple[str, str]:
     """(limit or "", sentence) for a child's raw wait status."""
     if os.WIFSIGNALED(status):
@@ -235,6 +252,22 @@ class SandboxExecutor:
         if self.confine and not sandbox.can_confine():
             raise sandbox.SandboxError("the sandbox needs root on Linux (namespaces, chroot, a system user per slot); "
                                        "run the grader as root, or turn confinement off for trusted notebooks only")
+        self.cgroups = cgroups.detect() if self.confine else None
+
+    def isolation(self) -> dict[str, Any]:
+        """What confines each submission run by this executor (recorded in every result)."""
+        if not self.confine:
+            return {"sandboxed": False, "memory": "rlimit (address space per process)", "processes": "rlimit",
+                    "seccomp": False, "cgroup": None, "pid_ns": False}
+        version = self.cgroups.version if self.cgroups else None
+        return {"sandboxed": True, "pid_ns": True, "fresh_proc": True, "mount_ns": True, "net_ns": True,
+                "ipc_ns": True, "uts_ns": True, "cgroup_ns": True, "session_keyring": "fresh",
+                "seccomp": self.pool.seccomp, "cgroup": version,
+                "memory": "cgroup (all processes, shared memory and tmpfs)" if version else
+                          "rlimit (address space per process)",
+                "processes": "cgroup + rlimit" if version else "rlimit (per user)",
+                "cpu": f"equal share, at most {max(1, self.pool.threads)} core(s)" if version else "not shared out",
+                "disk": self.limits.disk, "tmp": self.limits.tmp_size}
 
     def execute(self, nb: nbformat.NotebookNode, workdir: Path, checkpoints: dict[int, str],
                 on_checkpoint: Callable[[str, Session], Any]) -> Execution:
@@ -244,28 +277,57 @@ class SandboxExecutor:
         and its return value stored in :attr:`Execution.checkpoints`. Never raises for anything
         the notebook does.
         """
-        result = Execution(nb, sandboxed=self.confine)
+        result = Execution(nb, sandboxed=self.confine, isolation=self.isolation())
         slot = sandbox.acquire_slot() if self.confine else None
         uid = gid = None
+        group: cgroups.SubmissionCgroup | None = None
         try:
             if slot is not None:
                 uid, gid = sandbox.sandbox_user(slot.index)
                 sandbox.kill_user(uid)  # anything a crashed earlier run may have left
+                if self.cgroups is not None:
+                    group = cgroups.SubmissionCgroup(self.cgroups, f"edsgrade-slot{slot.index}", self.limits.memory,
+                                                     self.limits.processes + 1, float(max(1, self.pool.threads)))
+                    group.create()  # (replaces a left-over one of a crashed run)
             sandbox.prepare_workdir(workdir, uid, gid)
-            jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits)
+            jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits,
+                        cgroup=group.procs_files() if group else [], seccomp=self.confine and self.pool.seccomp)
             pid, sock = self.pool.spawn(jail, self.output_limit)
             session = Session(pid, sock, jail, self.max_message, self.cell_timeout, self.value_limit)
+            session.cgroup = group
+            init = self.pool.init_of(pid)
+            if init:
+                session.workdir = f"/proc/{init}/root{jail.inside}"
             try:
                 self._run(nb, session, checkpoints, on_checkpoint, result)
             finally:
                 self._end(session, result)
-        except sandbox.SandboxError as exc:
+        except (sandbox.SandboxError, cgroups.CgroupError) as exc:
             result.status = "failed"
             result.problems.append(CellProblem(-1, "died", "SandboxError", str(exc)))
         finally:
-            if slot is not None:
-                slot.release()
+            try:
+                if group is not None:
+                    group.destroy()
+            finally:
+                if slot is not None:
+                    slot.release()
         return result
+
+    def _check_disk(self, session: Session, index: int, result: Execution) -> None:
+        """Record (once per file system) that the notebook filled its working copy or its /tmp."""
+        init = self.pool.init_of(session.pid)
+        if not init:
+            return
+        for name, path, size in (("working copy", session.workdir, self.limits.disk),
+                                 ("/tmp", f"/proc/{init}/root/tmp", self.limits.tmp_size)):
+            if name not in session.full and _full(path):
+                session.full.add(name)
+                if "disk" not in result.limits_hit:
+                    result.limits_hit.append("disk")
+                result.problems.append(CellProblem(index, "limit", "disk",
+                                                   f"its {name} is full (the limit is {size >> 20} MiB of files "
+                                                   "written); further writes failed with 'No space left on device'"))
 
     def _run(self, nb: nbformat.NotebookNode, session: Session, checkpoints: dict[int, str],
              on_checkpoint: Callable[[str, Session], Any], result: Execution) -> None:
@@ -323,6 +385,7 @@ class SandboxExecutor:
         if "fatal" in reply:
             session.alive = False
             raise sandbox.SandboxError(f"the sandbox could not be set up: {str(reply['fatal'])[-500:]}")
+        self._check_disk(session, index, result)
         cell.outputs = clean_outputs(reply.get("outputs"))
         if isinstance(reply.get("execution_count"), int):
             cell.execution_count = reply["execution_count"]
@@ -351,13 +414,20 @@ class SandboxExecutor:
         except OSError:
             pass
         if session.jail.uid is not None:
+            self._check_disk(session, session.at, result)
+            if session.cgroup is not None:
+                session.cgroup.kill()  # the whole submission at once, frozen first
             sandbox.kill_user(session.jail.uid)
         else:
             sandbox.kill_group(session.pid)
         try:
-            status = self.pool.wait(session.pid)
+            status = self.pool.wait(session.pid)  # and its PID namespace's init: nothing of it is left
         except sandbox.SandboxError:
             return
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        explains_death = not was_alive and killed and (
+            not result.problems or any(p.kind == "died" and not p.evalue for p in result.problems))
+        over_memory = self._account(session, result, explains_death)
         if was_alive:
             return
         if session.broken is not None:  # it sent what no reply may be: that, not its exit status, is the news
@@ -367,6 +437,9 @@ class SandboxExecutor:
             result.problems.append(CellProblem(session.at, "died", type(session.broken).__name__, str(session.broken)))
             return
         limit, sentence = describe_status(status)
+        if over_memory and explains_death:
+            limit, sentence = "memory", (f"it went over its memory limit ({self.limits.memory >> 20} MiB for all its "
+                                         "processes together) and the kernel stopped it")
         unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]
         if not unexplained and not result.problems:  # it died while the judge was calling into it
             unexplained = [CellProblem(-1, "died")]
@@ -376,4 +449,25 @@ class SandboxExecutor:
             problem.evalue = sentence
             if limit:
                 problem.kind, problem.ename = "limit", limit
-                result.limits_hit.append(limit)
+                if limit not in result.limits_hit:
+                    result.limits_hit.append(limit)
+
+    def _account(self, session: Session, result: Execution, explains_death: bool) -> bool:
+        """Record what the submission's control group counted; True when a process was killed for memory
+        (a problem of its own unless it is what stopped the notebook's process: ``explains_death``)."""
+        if session.cgroup is None:
+            return False
+        report = session.cgroup.report()
+        result.resources = report
+        if report.get("process_limit_hits") and "processes" not in result.limits_hit:
+            result.limits_hit.append("processes")
+        if not report.get("oom_kills"):
+            return False
+        if "memory" not in result.limits_hit:
+            result.limits_hit.append("memory")
+        if not explains_death:
+            result.problems.append(CellProblem(session.at, "limit", "memory",
+                                               f"{report['oom_kills']} of its processes went over the memory limit "
+                                               f"({self.limits.memory >> 20} MiB for all its processes together) "
+                                               "and were killed by the kernel"))
+        return True

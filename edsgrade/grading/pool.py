@@ -85,7 +85,11 @@ class WarmPool:
         if not ready:
             self.close()
             raise SandboxError(f"the warm template failed to start: {self.log_tail()}")
-        self.loaded: list[str] = json.loads(ready).get("loaded", [])
+        hello = json.loads(ready)
+        self.loaded: list[str] = hello.get("loaded", [])
+        #: the template compiled the seccomp filter: every confined child installs it (or fails to start)
+        self.seccomp: bool = bool(hello.get("seccomp"))
+        self._inits: dict[int, int] = {}
 
     def log_tail(self) -> str:
         try:
@@ -111,18 +115,31 @@ class WarmPool:
         return answer
 
     def spawn(self, jail: Jail, output_limit: int) -> tuple[int, socket.socket]:
-        """Fork a confined child serving a notebook; return its pid and the grader's end of its channel."""
+        """Fork a confined child serving a notebook; return its pid and the grader's end of its channel.
+
+        Confined, the child is PID 2 of a PID namespace of its own whose init is :meth:`init_of` it.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             reply = self._request({"op": "spawn", "jail": jail.to_dict(), "output_limit": output_limit},
                                   [theirs.fileno()])
         finally:
             theirs.close()
-        return int(reply["pid"]), ours
+        pid = int(reply["pid"])
+        if reply.get("init"):
+            self._inits[pid] = int(reply["init"])
+        return pid, ours
+
+    def init_of(self, pid: int) -> int | None:
+        """The pid (in the grader's namespace) of child ``pid``'s PID-namespace init, if it has one."""
+        return self._inits.get(pid)
 
     def wait(self, pid: int) -> int:
-        """Reap child ``pid`` (already dead or killed) and return its raw wait status."""
-        return int(self._request({"op": "wait", "pid": pid})["status"])
+        """Reap child ``pid`` (already dead or killed), kill its namespace, and return its raw wait status."""
+        try:
+            return int(self._request({"op": "wait", "pid": pid})["status"])
+        finally:
+            self._inits.pop(pid, None)
 
     def close(self) -> None:
         """Stop the template (its children are the caller's to kill)."""
