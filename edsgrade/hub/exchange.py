@@ -1,57 +1,144 @@
-"""nbgrader's filesystem exchange, with submissions that only their author and the course can read.
+"""nbgrader's filesystem exchange on the course hub: a student writes only her own submissions, and
+nothing a student plants in a folder is followed.
 
-nbgrader's own submit leaves a submission world-readable, hidden only by a random folder name in an
-inbound folder that students cannot list. :class:`PrivateSubmit` closes it: the inbound folder is
-set-group-id with the grader account's group, so everything created in it belongs to that group;
-the submission is copied without copying its folders' modes (which would drop the set-group-id
-bit before nbgrader writes ``timestamp.txt``), then made readable by its author and that group only.
-Students' servers use it through ``c.ExchangeFactory.submit`` (see ``edsgrade.hub.system``).
+Three of nbgrader's exchange classes are replaced through its ``ExchangeFactory`` (never by patching
+nbgrader): the students' servers use :class:`PrivateSubmit` and :class:`PrivateFetchFeedback`
+(``c.ExchangeFactory.submit`` / ``fetch_feedback``, written by ``edsgrade.hub.system``), and the course
+directory, whose configuration the formgrader's Collect button and ``nbgrader collect`` read, uses
+:class:`HubCollect` (``c.ExchangeFactory.collect``).
+
+- **Submit.** nbgrader's own submit leaves a submission world-readable, hidden only by a random folder
+  name in an inbound folder that students cannot list, and copies the student's folder with
+  ``shutil.copytree`` (links followed, no bound). :class:`PrivateSubmit` copies it with
+  :func:`edsgrade.safecopy.copy_tree` (regular files only, no link followed, count and sizes bounded;
+  each refusal is in the log the assignment list shows), creating every folder afresh so that each
+  inherits the grader account's group from the set-group-id inbound folder, then makes it readable by
+  its author and that group only. It submits only under the student's own user name.
+- **Collect.** The inbound folder is writable by every student (sticky, so only its author renames or
+  deletes a submission), so anyone can *create* a folder named ``bob+A+time+rand`` there.
+  :class:`HubCollect` takes a submission only when the folder and everything in it belong to the system
+  user of the student it is filed under; any other is refused before the latest submission is chosen
+  (a planted folder can neither replace bob's work nor hide it) and the refusal is recorded.
+- **Fetch feedback.** :class:`PrivateFetchFeedback` reads the released page as a regular file and
+  writes it into the student's folder without following a link planted on the way.
 """
 from __future__ import annotations
 
+import errno
 import os
-import shutil
+import pwd
+import stat
 from pathlib import Path
 
-from nbgrader.exchange.default import ExchangeSubmit
-from nbgrader.utils import ignore_patterns
+from nbgrader.exchange.default import ExchangeFetchFeedback, ExchangeSubmit
+from nbgrader.utils import get_username
+
+from ..safecopy import CopyLimits, UnsafeFile, copy_tree, read_regular
+
+#: largest feedback page a student's server fetches
+MAX_FEEDBACK_BYTES = 64 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def close_to_others(path: Path) -> None:
-    """Folders ``rwxr-x---``, files ``rw-r-----`` under ``path``: the author and the folder's group only."""
+    """Folders ``rwxr-x---``, files ``rw-r-----`` under ``path``: the author and the folder's group only
+    (a link, which the copy never makes but its author could add, is left alone, never followed)."""
     for folder, dirs, files in os.walk(path):
         for name in files:
-            os.chmod(Path(folder) / name, 0o640)
+            target = Path(folder) / name
+            if stat.S_ISREG(os.lstat(target).st_mode):
+                os.chmod(target, 0o640)
         os.chmod(folder, 0o750)
 
 
-def copy_into_group_folder(src: str, dest: str, ignore) -> None:
-    """Copy the tree ``src`` to ``dest`` creating every folder afresh (so each inherits the group of
-    the set-group-id parent) and copying file contents only; symbolic links are skipped."""
-    os.mkdir(dest)
-    names = os.listdir(src)
-    skipped = ignore(src, names) if ignore else set()
-    for name in names:
-        s, d = os.path.join(src, name), os.path.join(dest, name)
-        if name in skipped or os.path.islink(s):
-            continue
-        if os.path.isdir(s):
-            copy_into_group_folder(s, d, ignore)
-        else:
-            shutil.copyfile(s, d)
-
-
 class PrivateSubmit(ExchangeSubmit):
-    """nbgrader's submit, with the submission closed to other students (see the module docstring)."""
+    """nbgrader's submit, with a safe copy and the submission closed to other students (module docstring)."""
+
+    def init_dest(self) -> None:
+        me = get_username()
+        if self.coursedir.student_id not in ("*", "", me):
+            self.fail(f"you are logged in as {me!r}: you can submit only under your own name, not as "
+                      f"{self.coursedir.student_id!r} (remove CourseDirectory.student_id from your configuration).")
+        super().init_dest()
+
+    def copy_limits(self) -> CopyLimits:
+        """nbgrader's ``max_file_size`` and ``max_dir_size`` (kB) as the copy's bounds."""
+        return CopyLimits(max_file_bytes=1000 * self.coursedir.max_file_size,
+                          max_bytes=1000 * self.coursedir.max_dir_size)
 
     def do_copy(self, src, dest, log=None):  # noqa: D102 - nbgrader's interface
-        if not os.path.abspath(dest).startswith(os.path.abspath(self.inbound_path) + os.sep):
-            return super().do_copy(src, dest, log)  # the student's own cache copy
-        if self.get_size(src) > 1000 * self.coursedir.max_dir_size:
-            raise RuntimeError(f"Directory size is too big (maximum {1000 * self.coursedir.max_dir_size} bytes)")
-        copy_into_group_folder(src, dest, ignore_patterns(exclude=self.coursedir.ignore, include=self.coursedir.include,
-                                                          max_file_size=self.coursedir.max_file_size, log=self.log))
+        refusals = copy_tree(Path(src), Path(dest), limits=self.copy_limits(), ignore=list(self.coursedir.ignore),
+                             verb="submitted")
+        for refusal in refusals:
+            self.log.warning("%s", refusal)
 
-    def copy_files(self) -> None:
+    def copy_files(self) -> None:  # noqa: D102 - nbgrader's interface
         super().copy_files()
         close_to_others(Path(self.inbound_path) / self.assignment_filename)
+
+
+def _open_folder_chain(base: Path, parts: list[str]) -> int:
+    """A descriptor of ``base/parts...``, each part opened (created if missing) relative to the one
+    before it without following a link; :class:`UnsafeFile` names the first part that is a link."""
+    fd = os.open(base, _DIR_FLAGS)
+    walked = []
+    try:
+        for part in parts:
+            walked.append(part)
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    from ..safecopy import Refusal
+
+                    raise UnsafeFile(Refusal("/".join(walked), "is a link or not a folder",
+                                             "written through")) from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class PrivateFetchFeedback(ExchangeFetchFeedback):
+    """nbgrader's fetch_feedback without following a link: the released page is read as a regular file
+    of bounded size, and written into ``A/feedback/TIMESTAMP/`` through folders opened one by one with
+    ``O_NOFOLLOW`` (a link planted there refuses the fetch of that page, with a message, instead of
+    writing where it points)."""
+
+    def do_copy(self, src, dest):  # noqa: D102 - nbgrader's interface
+        dest = Path(dest)
+        base = Path(self.assignment_dir).resolve()
+        rel = dest.relative_to(base) if dest.is_relative_to(base) else None
+        for notebook_id, timestamp, feedbackpath in self.feedback_files:
+            try:
+                page = read_regular(Path(feedbackpath), MAX_FEEDBACK_BYTES, verb="fetched",
+                                    shown=f"feedback of {notebook_id}")
+                parts = [*(rel.parts if rel is not None else dest.parts[1:]), timestamp]
+                folder = _open_folder_chain(base if rel is not None else Path("/"), parts)
+            except UnsafeFile as exc:
+                self.log.error("%s: feedback not fetched (remove it and fetch again)", exc.refusal)
+                continue
+            name = notebook_id + ".html"
+            try:
+                try:
+                    os.unlink(name, dir_fd=folder)  # an earlier copy, or a link planted under its name
+                except FileNotFoundError:
+                    pass
+                out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                              dir_fd=folder)
+                with os.fdopen(out, "wb") as fh:
+                    fh.write(page)
+            except IsADirectoryError:
+                self.log.error("%s/%s is a folder: feedback not fetched (remove it and fetch again)",
+                               dest / timestamp, name)
+                continue
+            finally:
+                os.close(folder)
+            self.log.info("Fetched feedback: %s", dest / timestamp / name)
