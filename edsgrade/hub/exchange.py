@@ -24,16 +24,21 @@ directory, whose configuration the formgrader's Collect button and ``nbgrader co
 """
 from __future__ import annotations
 
+import datetime
 import errno
+import glob
+import json
 import os
 import pwd
 import stat
+from collections import defaultdict
 from pathlib import Path
 
-from nbgrader.exchange.default import ExchangeFetchFeedback, ExchangeSubmit
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.exchange.default import ExchangeCollect, ExchangeFetchFeedback, ExchangeSubmit
 from nbgrader.utils import get_username
 
-from ..safecopy import CopyLimits, UnsafeFile, copy_tree, read_regular
+from ..safecopy import CopyLimits, CopyReport, Refusal, UnsafeFile, copy_tree, read_regular, scan_tree
 
 #: largest feedback page a student's server fetches
 MAX_FEEDBACK_BYTES = 64 << 20
@@ -93,8 +98,6 @@ def _open_folder_chain(base: Path, parts: list[str]) -> int:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    from ..safecopy import Refusal
-
                     raise UnsafeFile(Refusal("/".join(walked), "is a link or not a folder",
                                              "written through")) from None
                 raise
@@ -142,3 +145,126 @@ class PrivateFetchFeedback(ExchangeFetchFeedback):
             finally:
                 os.close(folder)
             self.log.info("Fetched feedback: %s", dest / timestamp / name)
+
+
+#: where :class:`HubCollect` records what it refused, per assignment (``collect-log/A.json`` in the course)
+COLLECT_LOG = "collect-log"
+#: nbgrader's timestamp format (what ``timestamp.txt`` holds and ``nbgrader.utils.parse_utc`` reads)
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
+
+
+def trusted_time(report: CopyReport) -> datetime.datetime | None:
+    """The submission time the exchange itself observed: the latest inode change time over the folder
+    and everything in it (no student can set a ctime back; renaming the folder or rewriting
+    ``timestamp.txt`` only makes it later)."""
+    if report.latest_change is None:
+        return None
+    return datetime.datetime.fromtimestamp(report.latest_change, datetime.timezone.utc)
+
+
+class HubCollect(ExchangeCollect):
+    """nbgrader's collect for the course hub: only a student's own submissions, copied safely, with the
+    time the exchange observed (see the module docstring).
+
+    A folder ``S+A+TIME+RAND`` of the inbound folder is a submission of ``S`` only when it, and every
+    entry in it, belongs to the system user ``S``; anything else is refused before the latest
+    submission is chosen, and each refusal is logged and written to ``collect-log/A.json`` in the
+    course directory (``{"student": ["sentence", ...]}``). The latest submission is the one with the
+    latest trusted time (:func:`trusted_time`), never the time in its name or its ``timestamp.txt``;
+    the collected ``timestamp.txt`` holds that trusted time, which the gradebook then records.
+    """
+
+    def owner_uid(self, student: str) -> int | None:
+        """The uid of the system user ``student``, or ``None`` when there is none."""
+        try:
+            return pwd.getpwnam(student).pw_uid
+        except KeyError:
+            return None
+
+    def refuse(self, student: str, sentence: str) -> None:
+        self.refusals[student].append(sentence)
+        self.log.warning("%s: %s", student, sentence)
+
+    def init_src(self) -> None:  # noqa: D102 - nbgrader's interface; its selection, on checked records
+        if self.coursedir.course_id == "":
+            self.fail("No course id specified. Re-run with --course flag.")
+        self.refusals: dict[str, list[str]] = defaultdict(list)
+        self.course_path = os.path.join(self.root, self.coursedir.course_id)
+        self.inbound_path = os.path.join(self.course_path, "inbound")
+        if not os.path.isdir(self.inbound_path):
+            self.fail(f"Course not found: {self.inbound_path}")
+        student_id = self.coursedir.student_id if self.coursedir.student_id else "*"
+        pattern = os.path.join(glob.escape(self.inbound_path), f"{student_id}+{self.coursedir.assignment_id}+*")
+        by_student: dict[str, list[dict]] = defaultdict(list)
+        for path in glob.glob(pattern):
+            record = self.checked_record(path)
+            if record is not None:
+                by_student[record["username"]].append(record)
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
+            try:
+                self.duedate = gb.find_assignment(self.coursedir.assignment_id).duedate
+            except MissingEntry:
+                self.duedate = None
+        if self.duedate is not None and self.duedate.tzinfo is None:
+            self.duedate = self.duedate.replace(tzinfo=datetime.timezone.utc)  # the gradebook stores UTC
+        self.src_records = []
+        for records in by_student.values():
+            records.sort(key=lambda r: r["timestamp"], reverse=True)
+            on_time = [r for r in records if self.duedate is not None and r["timestamp"] <= self.duedate]
+            self.src_records.append(on_time[0] if self.before_duedate and on_time else records[0])
+
+    def checked_record(self, path: str) -> dict | None:
+        """The record of one inbound folder if it is its student's own submission, else ``None`` (refused)."""
+        filename = os.path.basename(path)
+        parts = filename.rsplit("+", 3)
+        if len(parts) < 3 or not parts[0]:
+            self.refuse("(unknown)", f"`{filename!r}` is not named STUDENT+ASSIGNMENT+TIME: not collected")
+            return None
+        student = parts[0]
+        uid = self.owner_uid(student)
+        if uid is None:
+            self.refuse(student, f"`{filename}` is filed under {student!r}, who has no account: not collected")
+            return None
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode):
+            self.refuse(student, f"`{filename}` is not a folder (a link, a file...): not collected")
+            return None
+        if info.st_uid != uid:
+            self.refuse(student, f"`{filename}`: submitted under {student}'s name by another account "
+                                 f"(uid {info.st_uid}): not collected")
+            return None
+        report = scan_tree(Path(path), limits=self.copy_limits(), expect_uid=uid)
+        when = trusted_time(report)
+        if when is None:
+            self.refuse(student, f"`{filename}` could not be read: not collected")
+            return None
+        return {"username": student, "filename": filename, "timestamp": when, "uid": uid}
+
+    def copy_limits(self) -> CopyLimits:
+        """nbgrader's ``max_file_size`` and ``max_dir_size`` (kB) as the copy's bounds."""
+        return CopyLimits(max_file_bytes=1000 * self.coursedir.max_file_size,
+                          max_bytes=1000 * self.coursedir.max_dir_size)
+
+    def copy_files(self) -> None:  # noqa: D102 - nbgrader's interface
+        self._records = {os.path.join(self.inbound_path, r["filename"]): r for r in self.src_records}
+        super().copy_files()
+        self.write_log()
+
+    def do_copy(self, src, dest):  # noqa: D102 - nbgrader's interface
+        record = self._records[src]
+        report = CopyReport()
+        for refusal in copy_tree(Path(src), Path(dest), limits=self.copy_limits(), expect_uid=record["uid"],
+                                 ignore=["timestamp.txt"], report=report):
+            self.refuse(record["username"], str(refusal))
+        when = max(filter(None, [record["timestamp"], trusted_time(report)]))
+        Path(dest, "timestamp.txt").write_text(when.strftime(TIMESTAMP_FORMAT))
+
+    def write_log(self) -> None:
+        """``collect-log/A.json`` in the course directory: each student's refusals of this collect."""
+        folder = Path(self.coursedir.root) / COLLECT_LOG
+        folder.mkdir(exist_ok=True)
+        out = folder / f"{self.coursedir.assignment_id}.json"
+        out.write_text(json.dumps(dict(self.refusals), indent=2, ensure_ascii=False))
