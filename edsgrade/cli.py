@@ -164,7 +164,7 @@ def cmd_exam(args: argparse.Namespace) -> None:
                       f"(deadline {show_time(course, report.deadline)}; late policy: {report.policy})",
                       highlight=False)
         for a in report.arrivals:
-            when = show_time(course, a.timestamp) if a.timestamp else "no timestamp"
+            when = show_time(course, a.timestamp) if a.timestamp else f"undated ({a.problem or 'no timestamp'})"
             flag = f"LATE by {minutes_text(a.seconds_late)}" if a.late else "on time"
             if a.extension:
                 flag += f" (extension {minutes_text(a.extension.total_seconds())})"

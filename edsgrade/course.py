@@ -40,6 +40,9 @@ class Grader(Configurable):
     file_size = Integer(256, help="Largest file a submission may write, in MiB.").tag(config=True)
     open_files = Integer(256, help="Files a submission's process may hold open.").tag(config=True)
     output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
+    value_limit = Integer(256, help="Largest value the judge receives from a submission (a captured variable or "
+                                   "what a function returns through the proxy), in MiB: a larger one is not "
+                                   "judged, and its case says so with its size.").tag(config=True)
     workers = Integer(0, help="Submissions graded at once (0: one per CPU core).").tag(config=True)
     sandbox = Unicode("auto", help="'auto' (full sandbox when run as root), 'on' (required) or "
                                    "'off' (trusted notebooks only: resource limits, no isolation).").tag(config=True)

@@ -31,6 +31,35 @@ class AuthoringError(ValueError):
 
 
 @dataclass(frozen=True)
+class Delimiters:
+    """The region markers nbgrader recognises, as its preprocessors' traits define them.
+
+    nbgrader starts a region at any line that *contains* the delimiter (``x = 1  # BEGIN HIDDEN
+    TESTS`` starts one) and drops that line; these are the same values (its defaults, or the
+    course's ``c.ClearSolutions.begin_solution_delimeter``... when :meth:`from_config` is given the
+    course configuration), so the release nbgrader writes and what edsgrade calls secret agree.
+    """
+
+    solution: tuple[str, str] = ("BEGIN SOLUTION", "END SOLUTION")
+    hidden: tuple[str, str] = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+    mark_scheme: tuple[str, str] = ("BEGIN MARK SCHEME", "END MARK SCHEME")
+
+    @classmethod
+    def from_config(cls, config: Any = None) -> "Delimiters":
+        """The delimiters of nbgrader's preprocessors configured by ``config`` (a traitlets Config)."""
+        from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
+
+        sol = ClearSolutions(config=config) if config is not None else ClearSolutions()
+        hid = ClearHiddenTests(config=config) if config is not None else ClearHiddenTests()
+        ms = ClearMarkScheme(config=config) if config is not None else ClearMarkScheme()
+        return cls((sol.begin_solution_delimeter, sol.end_solution_delimeter),
+                   (hid.begin_test_delimeter, hid.end_test_delimeter),
+                   (ms.begin_mark_scheme_delimeter, ms.end_mark_scheme_delimeter))
+
+
+DELIMITERS = Delimiters()
+
+@dataclass(frozen=True)
 class CaseInfo:
     """One Otter test case of a question, as declared in the master."""
 
@@ -77,6 +106,7 @@ class Master:
     questions: list[Question]
     manual: list[ManualQuestion]
     settings: dict[str, Any] = field(default_factory=dict)
+    delimiters: Delimiters = DELIMITERS
 
     @property
     def assignment(self) -> str:
@@ -104,8 +134,8 @@ class Master:
         """
         secret: set[str] = set()
         visible: set[str] = set()
-        for cell in self.notebook.cells:
-            hidden_part, shown_part = split_secret(cell)
+        for index, cell in enumerate(self.notebook.cells):
+            hidden_part, shown_part = split_secret(cell, self.delimiters, index)
             secret.update(hidden_part)
             visible.update(shown_part)
         return {line for line in secret - visible if re.search(r"[A-Za-z0-9]", line)}
@@ -125,34 +155,95 @@ def is_solution_cell(cell: Any) -> bool:
     return bool(_meta(cell).get("solution"))
 
 
-def _regions(lines: list[str], begin: str, end: str) -> tuple[list[str], list[str]]:
-    """Split ``lines`` into (inside the begin/end regions, outside), dropping the marker lines."""
-    inside, outside, depth = [], [], 0
-    for line in lines:
-        stripped = line.strip()
-        if stripped == begin:
-            depth += 1
-        elif stripped == end and depth:
-            depth -= 1
-        elif depth:
+#: a line that looks like a region marker (any case, spacing or plural) without being one nbgrader
+#: recognises: "# begin hidden test", "### BEGIN  SOLUTION" would be released as they are
+_MARKER_LIKE = re.compile(r"\b(BEGIN|END)\s*(HIDDEN\s*TESTS?|SOLUTIONS?|MARK(ING)?\s*SCHEMES?)\b", re.IGNORECASE)
+
+
+def _regions(lines: list[str], delimiters: tuple[str, str], where: str = "") -> tuple[list[str], list[str]]:
+    """Split ``lines`` into (inside the regions, outside), dropping the marker lines, the nbgrader way.
+
+    A line containing the begin delimiter opens a region and one containing the end delimiter
+    closes it (nbgrader's ``ClearSolutions``/``ClearHiddenTests``/``ClearMarkScheme`` rule); a
+    nested or unclosed region is refused, as nbgrader refuses it.
+    """
+    begin, end = delimiters
+    inside: list[str] = []
+    outside: list[str] = []
+    open_ = False
+    for number, line in enumerate(lines, 1):
+        if begin in line:
+            if open_:
+                raise AuthoringError(f"{where}line {number}: {begin!r} inside an open region (nbgrader refuses "
+                                     f"nested regions); close the first one with {end!r}.")
+            open_ = True
+        elif end in line:
+            open_ = False
+        elif open_:
             inside.append(line)
         else:
             outside.append(line)
+    if open_:
+        raise AuthoringError(f"{where}{begin!r} is never closed: add a line {end!r} after the region.")
     return inside, outside
 
 
-def split_secret(cell: Any) -> tuple[list[str], list[str]]:
-    """Return (secret lines, visible lines) of one master cell, stripped of whitespace."""
+def _check_markers(lines: list[str], delimiters: Delimiters, where: str) -> None:
+    """Refuse a line that looks like a marker but is not one nbgrader recognises (it would be released)."""
+    exact = [d for pair in (delimiters.solution, delimiters.hidden, delimiters.mark_scheme) for d in pair]
+    for number, line in enumerate(lines, 1):
+        if _MARKER_LIKE.search(line) and not any(d in line for d in exact):
+            raise AuthoringError(f"{where}line {number} ({line.strip()!r}) looks like a region marker but nbgrader "
+                                 f"does not read it as one, so it and what follows would be released as they are. "
+                                 f"Write the marker exactly, e.g. '### {delimiters.hidden[0]}'.")
+
+
+def _cell_where(cell: Any, index: int | None) -> str:
+    gid = _meta(cell).get("grade_id")
+    return f"cell {index}{f' ({gid!r})' if gid else ''}, " if index is not None else ""
+
+
+def split_secret(cell: Any, delimiters: Delimiters = DELIMITERS, index: int | None = None) -> tuple[list[str], list[str]]:
+    """Return (secret lines, visible lines) of one master cell, stripped of whitespace.
+
+    Secret: what nbgrader removes from the release (solution regions, or a whole solution cell
+    without markers; hidden-test regions of test cells; mark-scheme regions). A region marker in a
+    cell of the wrong kind (nbgrader would refuse it, or release it) and marker-like lines that are
+    not markers are refused with an :class:`AuthoringError` naming the cell.
+    """
+    where = _cell_where(cell, index)
     lines = cell.source.splitlines()
+    _check_markers(lines, delimiters, where)
+    has = {kind: any(pair[0] in l for l in lines)
+           for kind, pair in (("solution", delimiters.solution), ("hidden", delimiters.hidden),
+                              ("mark", delimiters.mark_scheme))}
+    if has["hidden"] and not is_test_cell(cell):
+        raise AuthoringError(f"{where}a hidden-tests region in a cell that is not an autograder test cell: nbgrader "
+                             "refuses it; mark the cell 'Autograder tests' or remove the markers.")
+    if has["solution"] and not is_solution_cell(cell):
+        raise AuthoringError(f"{where}a solution region in a cell that is not a solution cell: nbgrader refuses it; "
+                             "mark the cell as a solution ('Autograded answer' or 'Manually graded answer').")
+    inside: list[str] = []
+    outside = lines
     if is_solution_cell(cell):
-        inside, outside = _regions(lines, SOLUTION_BEGIN, SOLUTION_END)
-        if not any(l.strip() == SOLUTION_BEGIN for l in lines):
+        if has["solution"]:
+            inside, outside = _regions(lines, delimiters.solution, where)
+        else:
             inside, outside = lines, []  # nbgrader replaces a whole solution cell without markers
     elif is_test_cell(cell):
-        inside, outside = _regions(lines, HIDDEN_BEGIN, HIDDEN_END)
-    else:
-        inside, outside = _regions(lines, MARK_BEGIN, MARK_END)
+        inside, outside = _regions(lines, delimiters.hidden, where)
+    if has["mark"]:
+        scheme, outside = _regions(outside, delimiters.mark_scheme, where)
+        inside = inside + scheme
     return [l.strip() for l in inside], [l.strip() for l in outside]
+
+
+def mark_scheme(source: str, delimiters: Delimiters = DELIMITERS) -> str:
+    """The mark-scheme region(s) of a manually graded cell, or the whole cell when it has none."""
+    lines = source.splitlines()
+    if not any(delimiters.mark_scheme[0] in l for l in lines):
+        return source.strip()
+    return "\n".join(_regions(lines, delimiters.mark_scheme)[0]).strip()
 
 
 def strip_authoring_imports(source: str) -> str:
@@ -188,7 +279,7 @@ def ref_attributes(source: str) -> set[str]:
     return names
 
 
-def _parse_question(cell: Any, index: int, path: Path) -> Question:
+def _parse_question(cell: Any, index: int, path: Path, delimiters: Delimiters = DELIMITERS) -> Question:
     meta = _meta(cell)
     grade_id = meta.get("grade_id")
     where = f"{path.name}, test cell {grade_id!r} (cell {index})"
@@ -196,8 +287,9 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
         raise AuthoringError(f"{path.name}, cell {index}: a test cell has no grade_id; set one in the nbgrader metadata.")
     points = float(meta.get("points") or 0)
     lines = strip_authoring_imports(cell.source).splitlines()
-    hidden, public = _regions(lines, HIDDEN_BEGIN, HIDDEN_END)
-    full = "\n".join(l for l in lines if l.strip() not in (HIDDEN_BEGIN, HIDDEN_END))
+    _check_markers(lines, delimiters, where + ": ")
+    hidden, public = _regions(lines, delimiters.hidden, where + ": ")
+    full = "\n".join(l for l in lines if not any(d in l for d in delimiters.hidden))
     public_src = "\n".join(public)
     all_cases = load_test_cases(full, where)
     public_names = {c.test_func.__name__ for c in load_test_cases(public_src, where + " (public part)")}
@@ -232,7 +324,7 @@ def _parse_question(cell: Any, index: int, path: Path) -> Question:
     return Question(grade_id, points, index, full, public_src, cases, names, ref_names)
 
 
-def parse_master(nb: nbformat.NotebookNode, path: Path) -> Master:
+def parse_master(nb: nbformat.NotebookNode, path: Path, delimiters: Delimiters = DELIMITERS) -> Master:
     """Parse an already-loaded master notebook (see :func:`load_master`)."""
     questions: list[Question] = []
     manual: list[ManualQuestion] = []
@@ -245,13 +337,19 @@ def parse_master(nb: nbformat.NotebookNode, path: Path) -> Master:
                 raise AuthoringError(f"{path.name}, cell {index}: grade_id {grade_id!r} is used twice; make it unique.")
             seen.add(grade_id)
         if is_test_cell(cell):
-            questions.append(_parse_question(cell, index, path))
+            questions.append(_parse_question(cell, index, path, delimiters))
         elif meta.get("grade") and meta.get("solution"):
             manual.append(ManualQuestion(grade_id, float(meta.get("points") or 0), index, cell.cell_type))
-    return Master(path, nb, questions, manual, dict(nb.metadata.get(METADATA_KEY, {})))
+    master = Master(path, nb, questions, manual, dict(nb.metadata.get(METADATA_KEY, {})), delimiters)
+    for index, cell in enumerate(nb.cells):  # every cell's markers read as nbgrader reads them, or refused
+        try:
+            split_secret(cell, delimiters, index)
+        except AuthoringError as exc:
+            raise AuthoringError(f"{path.name}, {exc}") from None
+    return master
 
 
-def load_master(path: Path | str) -> Master:
+def load_master(path: Path | str, delimiters: Delimiters = DELIMITERS) -> Master:
     """Read and parse a master notebook.
 
     Raises :class:`AuthoringError` with the file and cell to fix when the notebook does not follow
@@ -264,4 +362,4 @@ def load_master(path: Path | str) -> Master:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:
         raise AuthoringError(f"{path}: not a readable notebook ({exc}). Open it in Jupyter and save it again.") from exc
-    return parse_master(nb, path)
+    return parse_master(nb, path, delimiters)

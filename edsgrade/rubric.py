@@ -15,7 +15,7 @@ from nbgrader.api import MissingEntry
 
 from .course import Course, CourseError
 from .exam import late_plugin, store_late_penalty
-from .master import MARK_BEGIN, MARK_END, Master, load_master
+from .master import Master, load_master, mark_scheme
 
 
 class RubricError(CourseError):
@@ -41,24 +41,9 @@ class RubricEntry:
     comment: str
 
 
-def _scheme(source: str) -> str:
-    lines = source.splitlines()
-    if any(l.strip() == MARK_BEGIN for l in lines):
-        inside, depth = [], 0
-        for line in lines:
-            if line.strip() == MARK_BEGIN:
-                depth += 1
-            elif line.strip() == MARK_END and depth:
-                depth -= 1
-            elif depth:
-                inside.append(line)
-        return "\n".join(inside).strip()
-    return source.strip()
-
-
 def criteria(master: Master) -> list[Criterion]:
     """The manually graded cells of ``master``, in notebook order, with their mark schemes."""
-    return [Criterion(m.grade_id, m.points, _scheme(master.notebook.cells[m.cell_index].source))
+    return [Criterion(m.grade_id, m.points, mark_scheme(master.notebook.cells[m.cell_index].source, master.delimiters))
             for m in master.manual]
 
 

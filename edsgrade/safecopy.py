@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Union
 
-__all__ = ["CopyLimits", "Refusal", "CopyReport", "copy_tree", "scan_tree", "read_regular", "UnsafeFile",
+__all__ = ["CopyLimits", "Refusal", "CopyReport", "copy_tree", "scan_tree", "read_regular", "UnsafeFile", "digest_tree",
            "safe_name"]
 
 MiB = 1 << 20
@@ -180,6 +180,7 @@ class _Walk:
         self.seen = 0
         self.extra_refusals = 0
         self.stopped = False
+        self.sink: Callable[[str, int, int], None] | None = None  # (path, descriptor, byte cap): a reader
 
     def refuse(self, rel: str, reason: str) -> None:
         if len(self.report.refusals) < self.limits.max_refusals:
@@ -330,6 +331,8 @@ class _Walk:
                     return
                 self.report.bytes += copied
             else:
+                if self.sink is not None:
+                    self.sink(rel, fd, min(room, lim.max_file_bytes))
                 self.report.bytes += st.st_size
             self.report._saw(os.fstat(fd))  # after the read: a change made during it shows here
             self.report.files += 1
@@ -464,6 +467,41 @@ def scan_tree(src: Path, *, limits: CopyLimits = CopyLimits(), ignore: Ignore = 
         finally:
             os.close(fd)
     return report
+
+
+def digest_tree(src: Path, *, limits: CopyLimits = CopyLimits(), ignore: Ignore = None) -> str:
+    """A SHA-256 of what :func:`copy_tree` would copy from ``src``: each regular file's path and
+    contents (read through the same checks, within the same bounds) and each refusal."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    report = CopyReport()
+    walk = _Walk(limits, ignore, "copied", None, report)
+
+    def feed(rel: str, fd: int, cap: int) -> None:
+        digest.update(b"F" + os.fsencode(rel) + b"\0")
+        inner, total = hashlib.sha256(), 0
+        while total <= cap:
+            try:
+                chunk = os.read(fd, min(_CHUNK, cap - total + 1))
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            total += len(chunk)
+            inner.update(chunk)
+        digest.update(inner.digest())
+
+    walk.sink = feed
+    fd = _open_root(Path(src), None, walk)
+    if fd is not None:
+        try:
+            walk.run(fd, None)
+        finally:
+            os.close(fd)
+    for refusal in report.refusals:
+        digest.update(b"R" + str(refusal).encode("utf-8", "backslashreplace") + b"\0")
+    return digest.hexdigest()
 
 
 def read_regular(path: Path, max_bytes: int, *, verb: str = "read", shown: str | None = None) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import nbformat
 
+from .. import plaindata
 from . import protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
@@ -74,12 +75,24 @@ class SessionGone(RuntimeError):
     """The sandboxed process is no longer available (dead, killed, or out of time)."""
 
 
+class ChannelBroken(SessionGone):
+    """The sandboxed process sent something that is not a reply within the grader's bounds (a
+    :class:`protocol.ProtocolError`, in ``__cause__``): it is stopped, and its result says why."""
+
+
 class Session:
     """The grader's handle on one sandboxed notebook process."""
 
-    def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float) -> None:
+    def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float,
+                 value_limit: int = plaindata.Limits.value_bytes) -> None:
         self.pid, self.sock, self.jail = pid, sock, jail
         self.max_bytes, self.call_timeout = max_bytes, call_timeout
+        self.bounds = protocol.Bounds(total=max_bytes, json=min(max_bytes, protocol.Bounds.json))
+        #: what the sandbox may put in one capture or call reply (it marks bigger values "too large")
+        self.limits = {"value_bytes": value_limit, "reply_bytes": max_bytes - (1 << 20),
+                       "reply_items": self.bounds.values * 3 // 4, "reply_text": self.bounds.json - (4 << 20)}
+        self.frames: list[Any] = []  # the arrays attached to the last reply
+        self.broken: protocol.ProtocolError | None = None  # why the channel was given up, if it was
         self.alive = True
         self.ended: str = ""  # why the process stopped, when it did
         self.progress: Execution | None = None  # the execution so far, set by the executor
@@ -87,48 +100,62 @@ class Session:
         self.at = 0  # index of the cell being run or checked
         self.started: float | None = None  # wall-clock time the first cell was sent
 
-    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Send ``message``; return the reply. On timeout, interrupt, then kill, and raise :class:`SessionGone`.
+    def request(self, message: dict[str, Any], timeout: float, arrays: list[Any] | tuple = ()) -> dict[str, Any]:
+        """Send ``message`` (and ``arrays`` as attachments); return the reply, its arrays in :attr:`frames`.
 
-        A reply that arrives within the grace period after the interrupt is returned with
-        ``"timed_out": True``.
+        On timeout, interrupt, then kill, and raise :class:`SessionGone`. A reply that arrives within
+        the grace period after the interrupt is returned with ``"timed_out": True``. A reply over
+        the bounds or malformed raises :class:`ChannelBroken` (the process is then stopped).
         """
         if not self.alive:
             raise SessionGone(self.ended or "the notebook's process is gone")
+        self.frames = []
         try:
-            protocol.send(self.sock, message)
-            return protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=timeout)
+            protocol.send(self.sock, message, arrays)
+            reply, self.frames = protocol.receive_message(self.sock, self.bounds, timeout=timeout)
+            return reply
         except protocol.ChannelTimeout:
             pass
         except (protocol.ChannelClosed, OSError) as exc:
             self.alive = False
             raise SessionGone("the notebook's process died") from exc
         except protocol.ProtocolError as exc:
-            self.alive = False
-            self.ended = f"output limit: {exc}"
-            raise SessionGone(self.ended) from exc
+            self._broke(exc)
         try:
             os.kill(self.pid, signal.SIGINT)
-            reply = protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=INTERRUPT_GRACE)
+            reply, self.frames = protocol.receive_message(self.sock, self.bounds, timeout=INTERRUPT_GRACE)
             reply["timed_out"] = True
             return reply
-        except (OSError, protocol.ChannelTimeout, protocol.ChannelClosed, protocol.ProtocolError):
+        except protocol.ProtocolError as exc:
+            self._broke(exc)
+        except (OSError, protocol.ChannelTimeout, protocol.ChannelClosed):
             self.alive = False
             self.ended = f"no answer within {timeout:.0f} s, even after an interrupt: stopped"
             raise SessionGone(self.ended) from None
 
+    def _broke(self, exc: protocol.ProtocolError) -> None:
+        self.alive = False
+        self.broken = exc
+        self.ended = str(exc)
+        raise ChannelBroken(self.ended) from exc
+
     def capture(self, names: list[str]) -> dict[str, Any]:
-        """The plain-data encodings of ``names`` in the notebook's namespace."""
-        reply = self.request({"op": "capture", "names": names}, self.call_timeout)
+        """The plain-data encodings of ``names`` in the notebook's namespace (arrays bound to each)."""
+        reply = self.request({"op": "capture", "names": names, "limits": self.limits}, self.call_timeout)
         values = reply.get("values")
         if not isinstance(values, dict) or reply.get("timed_out"):
             raise SessionGone("the notebook's process did not return its values")
-        return values
+        return {str(n): plaindata.bind_frames(v, self.frames) for n, v in values.items()}
 
-    def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True) -> dict[str, Any]:
-        """Resolve ``name`` and ``path`` in the notebook, call it with encoded arguments; the raw reply."""
-        return self.request({"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
-                             "call": call}, self.call_timeout)
+    def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True,
+             arrays: list[Any] | tuple = ()) -> dict[str, Any]:
+        """Resolve ``name`` and ``path`` in the notebook, call it with encoded arguments (their arrays in
+        ``arrays``); the raw reply, its ``value`` bound to the arrays that came with it."""
+        reply = self.request({"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
+                              "call": call, "limits": self.limits}, self.call_timeout, arrays)
+        if "value" in reply:
+            reply["value"] = plaindata.bind_frames(reply["value"], self.frames)
+        return reply
 
 
 def _text(value: Any, limit: int = 100_000) -> str:
@@ -190,17 +217,20 @@ class SandboxExecutor:
         Characters of text output kept per cell.
     max_message:
         Largest reply accepted from a sandbox, in bytes (captured values included).
+    value_limit:
+        Largest captured value (or value returned through the proxy), in bytes: a bigger one is not
+        sent and its case fails saying its size.
     confine:
         Use the full sandbox (namespaces, own root, unprivileged user); default: when running as root.
     """
 
     def __init__(self, pool: WarmPool, *, cell_timeout: float = 120, timeout: float = 900,
-                 limits: Limits | None = None, output_limit: int = 20_000, max_message: int = 256 << 20,
-                 confine: bool | None = None) -> None:
+                 limits: Limits | None = None, output_limit: int = 20_000, max_message: int = 512 << 20,
+                 value_limit: int = 256 << 20, confine: bool | None = None) -> None:
         self.pool = pool
         self.cell_timeout, self.timeout = cell_timeout, timeout
         self.limits = limits or Limits()
-        self.output_limit, self.max_message = output_limit, max_message
+        self.output_limit, self.max_message, self.value_limit = output_limit, max_message, value_limit
         self.confine = sandbox.can_confine() if confine is None else confine
         if self.confine and not sandbox.can_confine():
             raise sandbox.SandboxError("the sandbox needs root on Linux (namespaces, chroot, a system user per slot); "
@@ -224,7 +254,7 @@ class SandboxExecutor:
             sandbox.prepare_workdir(workdir, uid, gid)
             jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits)
             pid, sock = self.pool.spawn(jail, self.output_limit)
-            session = Session(pid, sock, jail, self.max_message, self.cell_timeout)
+            session = Session(pid, sock, jail, self.max_message, self.cell_timeout, self.value_limit)
             try:
                 self._run(nb, session, checkpoints, on_checkpoint, result)
             finally:
@@ -274,6 +304,9 @@ class SandboxExecutor:
             reply = session.request({"op": "run", "source": cell.source}, limit)
         except SessionGone as exc:
             cell.outputs = []
+            if isinstance(exc, ChannelBroken):  # recorded by _end, with what the process sent
+                result.status = "died"
+                return
             if "no answer within" in str(exc):
                 result.status = "timeout"
                 result.limits_hit.append("cell-time")
@@ -326,6 +359,12 @@ class SandboxExecutor:
         except sandbox.SandboxError:
             return
         if was_alive:
+            return
+        if session.broken is not None:  # it sent what no reply may be: that, not its exit status, is the news
+            result.status = "died"
+            if isinstance(session.broken, (protocol.ReplyTooLarge, protocol.ReplyTooDeep)):
+                result.limits_hit.append("reply-size")
+            result.problems.append(CellProblem(session.at, "died", type(session.broken).__name__, str(session.broken)))
             return
         limit, sentence = describe_status(status)
         unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]

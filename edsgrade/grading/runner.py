@@ -6,11 +6,14 @@ submission over one socket and then exits. Requests, each answered by one reply:
 
 ``{"op": "run", "source": ...}``
     run a cell; reply ``{"outputs": [nbformat outputs], "error": null | {ename, evalue}}``.
-``{"op": "capture", "names": [...]}``
-    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`).
+``{"op": "capture", "names": [...], "limits": {...}}``
+    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`), its arrays as
+    ``.npy`` attachments (:mod:`edsgrade.grading.protocol`); a value over ``limits``
+    (:class:`edsgrade.plaindata.Limits`) is replaced by a "too large" mark saying its size.
 ``{"op": "call", "name": ..., "path": [...], "args": ..., "kwargs": ..., "call": bool}``
     resolve ``name`` then each ``["attr", a]`` / ``["item", key]`` step of ``path``, call it with the
-    decoded plain arguments when ``call`` is true, and reply ``{"value": encoding}`` or
+    decoded plain arguments (arrays as attachments) when ``call`` is true, and reply
+    ``{"value": encoding}`` (within ``limits``) or
     ``{"error": ...}``: this is how the judge reaches a student's functions and fitted models.
 
 Why not a Jupyter kernel: starting one costs a second or more per submission and puts test
@@ -197,30 +200,41 @@ class Runner:
     def serve(self) -> None:
         while True:
             try:
-                request = protocol.receive(self.sock, max_bytes=self.max_request)
+                request, frames = protocol.receive_message(self.sock, protocol.Bounds(total=self.max_request))
             except KeyboardInterrupt:  # a late interrupt, after the cell had already finished
                 continue
             except (protocol.ChannelClosed, OSError, ValueError):
                 return
+            arrays: list[Any] = []
             try:
-                reply = self.handle(request)
+                reply = self.handle(request, frames, arrays)
             except KeyboardInterrupt:
                 reply = {"error": {"ename": "KeyboardInterrupt", "evalue": "interrupted (time limit)"}}
             except BaseException as exc:  # noqa: BLE001 - whatever happens, answer the grader
                 reply = {"error": {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}}
+            if "error" in reply:
+                arrays = []
             try:
-                protocol.send(self.sock, reply)
-            except (OSError, ValueError):
+                protocol.send(self.sock, reply, arrays)
+            except (TypeError, ValueError) as exc:  # not JSON (raised before anything is written)
+                try:
+                    protocol.send(self.sock, {"error": {"ename": "UnsupportedValue",
+                                                        "evalue": f"the reply could not be sent ({exc})"}})
+                except (OSError, ValueError):
+                    return
+            except OSError:
                 return
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any], frames: list[Any], arrays: list[Any]) -> dict[str, Any]:
+        """Answer one request; arrays of the reply are appended to ``arrays``."""
         op = request.get("op")
         if op == "run":
             return self.run(str(request.get("source", "")))
         if op == "capture":
-            return {"values": plaindata.encode_names(self.shell.user_ns, list(request.get("names", [])))}
+            return {"values": plaindata.encode_names(self.shell.user_ns, list(request.get("names", [])),
+                                                     arrays=arrays, limits=_limits(request))}
         if op == "call":
-            return self.call(request)
+            return self.call(request, frames, arrays)
         return {"error": {"ename": "ProtocolError", "evalue": f"unknown request {op!r}"}}
 
     def run(self, source: str) -> dict[str, Any]:
@@ -233,7 +247,7 @@ class Runner:
         return {"outputs": self.outputs.items, "error": self.shell.last_error,
                 "execution_count": self.shell.execution_count - 1, "truncated": self.outputs.truncated}
 
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+    def call(self, request: dict[str, Any], frames: list[Any], arrays: list[Any]) -> dict[str, Any]:
         name = str(request.get("name"))
         if name not in self.shell.user_ns:
             return {"error": {"ename": "NameError", "evalue": f"name {name!r} is not defined"}}
@@ -241,18 +255,27 @@ class Runner:
         for kind, key in request.get("path", []):
             target = getattr(target, str(key)) if kind == "attr" else target[plaindata.decode(key)]
         if request.get("call", True):
-            args = plaindata.decode(request.get("args", {plaindata.TAG: "tuple", "items": []}))
-            kwargs = plaindata.decode(request.get("kwargs", {plaindata.TAG: "dict", "items": {}}))
+            args = plaindata.decode(request.get("args", {plaindata.TAG: "tuple", "items": []}), frames=frames)
+            kwargs = plaindata.decode(request.get("kwargs", {plaindata.TAG: "dict", "items": {}}), frames=frames)
             saved = self.outputs.items
             target = target(*args, **kwargs)
             self.outputs.items = saved
         try:
-            encoded = plaindata.encode(target)
-            json.dumps(encoded)
+            encoded = plaindata.encode(target, arrays=arrays, limits=_limits(request))
+        except plaindata.ValueTooLarge as exc:
+            return {"error": {"ename": "ValueTooLarge", "evalue": f"the result {exc}: it was not judged"}}
         except (plaindata.UnsupportedValue, TypeError, ValueError, OverflowError) as exc:
             return {"error": {"ename": "UnsupportedValue",
                               "evalue": f"the result is a {type(target).__name__}, not plain data ({exc})"}}
         return {"value": encoded}
+
+
+def _limits(request: dict[str, Any]) -> plaindata.Limits:
+    """The grader's size limits sent with a request (the defaults when it sent none)."""
+    given = request.get("limits")
+    if not isinstance(given, dict):
+        return plaindata.Limits()
+    return plaindata.Limits(**{k: int(v) for k, v in given.items() if k in plaindata.Limits.__dataclass_fields__})
 
 
 def serve(fd: int, output_limit: int) -> None:

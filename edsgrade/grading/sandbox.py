@@ -119,7 +119,10 @@ def python_paths() -> list[str]:
     master notebook) but never the course directory around it.
     """
     package = str(Path(__file__).resolve().parents[1])
-    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, package)}
+    roots = (sys.prefix, sys.base_prefix, sys.exec_prefix, package)
+    # both the resolved folders and the paths as the interpreter spells them: an environment reached
+    # through a link (``/srv/app/.venv -> /opt/venv``) keeps its unresolved path in ``sys.path``
+    paths = {os.path.realpath(p) for p in roots} | {os.path.abspath(p) for p in roots}
     return sorted(p for p in paths if not any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS))
 
 
