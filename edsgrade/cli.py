@@ -326,7 +326,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--password-file", metavar="PATH",
                    help="file holding the shared password, mode 0600 (default: $EDSGRADE_HUB_PASSWORD, "
                         "or a new random one)")
-    h.add_argument("--password", help=argparse.SUPPRESS)  # refused: see edsgrade.hub.secrets
+    h.add_argument("--password", help=argparse.SUPPRESS)  # refused: see edsgrade.hub.password
     h.add_argument("--instructor", action="append", help="instructor's user name (repeatable; default: instructor)")
     h.add_argument("--state-dir", default="/srv/edsgrade", help="hub state and course folder (default /srv/edsgrade)")
     h.add_argument("--hub-course-dir", help="the hub's course directory (default STATE_DIR/eds)")

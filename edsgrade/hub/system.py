@@ -200,7 +200,7 @@ def nbgrader_config(settings: HubSettings, student: bool) -> str:
     ]
     if student:
         lines.append('c.ExchangeFactory.submit = "edsgrade.hub.exchange.PrivateSubmit"')
-        lines.append('c.ExchangeFactory.fetch_feedback = "edsgrade.hub.exchange.PrivateFetchFeedback"')
+        lines.append('c.ExchangeFactory.fetch_feedback = "edsgrade.safeexchange.SafeFetchFeedback"')
     return "\n".join(lines) + "\n"
 
 

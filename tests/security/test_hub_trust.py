@@ -201,6 +201,15 @@ def test_inbound_is_sticky_and_the_course_collects_with_the_hub_class(hub, colle
     assert mode & 0o1000 and mode & 0o2000, oct(mode)
     config = (Path(hub.settings.course_dir) / "nbgrader_config.py").read_text()
     assert 'c.ExchangeFactory.collect = "edsgrade.hub.exchange.HubCollect"' in config
+    # every collect of the hub's course directory (`edsgrade collect`, `nbgrader collect`) gets it too
+    from nbgrader.auth import Authenticator
+
+    from edsgrade.exchange import factory
+    from edsgrade.hub.exchange import HubCollect
+
+    make, cfg = factory(hub.course)
+    step = make.Collect(coursedir=hub.course.coursedir(A), authenticator=Authenticator(config=cfg), config=cfg)
+    assert isinstance(step, HubCollect)
     # the formgrader's Collect ran that class: only it writes the collect log
     assert (Path(hub.settings.course_dir) / "collect-log" / f"{A}.json").is_file()
     assert hub.course.submitted_students(A) == sorted(STUDENTS)
@@ -267,17 +276,22 @@ def test_fetch_feedback_never_follows_a_planted_link(hub, collected):
     s = hub.settings
     home = Path(pwd.getpwnam(EVE).pw_dir)
     elsewhere = home / "elsewhere"
-    # eve replaces the folder fetch_feedback writes into by a link to another folder of hers
+    # eve replaces the folder fetch_feedback writes into by a link to another folder of hers, and
+    # plants a link where the page of a later fetch goes
     as_user(EVE, s, "/bin/sh", "-c", f"mkdir -p '{elsewhere}' && rm -rf '{home}/{A}/feedback' "
             f"&& ln -s '{elsewhere}' '{home}/{A}/feedback'")
-    proc = nbgrader_as(EVE, s, "fetch_feedback", A, check=False)
-    assert "is a link" in proc.stdout + proc.stderr, proc.stderr[-2000:]
-    assert list(elsewhere.iterdir()) == []
-    # without the link, she gets her page
-    as_user(EVE, s, "/bin/sh", "-c", f"rm '{home}/{A}/feedback'")
     nbgrader_as(EVE, s, "fetch_feedback", A)
-    pages = list((home / A / "feedback").rglob(f"{A}.html"))
+    assert list(elsewhere.iterdir()) == []  # nothing written through the link
+    feedback = home / A / "feedback"
+    assert feedback.is_dir() and not feedback.is_symlink()  # the link was replaced by a real folder
+    pages = list(feedback.rglob(f"{A}.html"))
     assert pages and all(p.is_file() and not p.is_symlink() for p in pages), pages
+    assert b"<html" in pages[0].read_bytes().lower()
+    target = elsewhere / "target.html"
+    as_user(EVE, s, "/bin/sh", "-c", f"echo mine > '{target}' && rm '{pages[0]}' && ln -s '{target}' '{pages[0]}'")
+    nbgrader_as(EVE, s, "fetch_feedback", A)
+    assert target.read_text() == "mine\n"
+    assert pages[0].is_file() and not pages[0].is_symlink()
 
 
 def test_password_is_on_no_command_line_while_the_hub_runs(hub):
