@@ -29,7 +29,7 @@ import pytest
 
 from conftest import REPO, cli, toy_master
 from hubclient import Formgrader, HubClient
-from test_hub import free_ports, processes_of
+from test_hub import free_ports
 from edsgrade.course import Course
 from edsgrade.hub import system
 from edsgrade.hub.launcher import HubProcess
@@ -41,6 +41,8 @@ PREFIX = "edshx-"
 GRADER, INSTRUCTOR = f"{PREFIX}grader", f"{PREFIX}inst"
 ADA, BOB, EVE = f"{PREFIX}ada", f"{PREFIX}bob", f"{PREFIX}eve"
 STUDENTS = [ADA, BOB, EVE]
+CAROL = f"{PREFIX}carol"  # a student who logs in and never submits
+NOBODY = f"{PREFIX}nobody"  # a name that is no account
 EARLY = "2001-01-01 00:00:00.000000 UTC"
 
 pytestmark = pytest.mark.timeout(900)
@@ -48,6 +50,22 @@ pytestmark = pytest.mark.timeout(900)
 
 def our_users() -> list[str]:
     return [p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(PREFIX)]
+
+
+def processes_of(users: list[str]) -> list[str]:
+    """Command lines of the live (not zombie) processes of ``users``, system users of this module."""
+    uids = {pwd.getpwnam(u).pw_uid for u in users if u in our_users()}
+    assert uids, users
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and proc.stat().st_uid in uids:
+                state = next(l for l in (proc / "status").read_text().splitlines() if l.startswith("State:"))
+                if "zombie" not in state:
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, StopIteration):
+            pass
+    return found
 
 
 def as_user(user: str, settings: HubSettings, *args: str, cwd: str | None = None,
@@ -112,7 +130,7 @@ def hub():
     proc.start()
     client = HubClient(settings.url, settings.admin_token)
     try:
-        for name in [INSTRUCTOR, *STUDENTS]:
+        for name in [INSTRUCTOR, *STUDENTS, CAROL]:
             assert client.login(name, settings.password).status_code == 302, name
         instructor = Formgrader(settings.url, client.token_for(INSTRUCTOR))
         assert instructor.post(f"/assignment/{A}/release")["success"]
@@ -169,6 +187,10 @@ def collected(hub):
     forged = inbound(hub) / f"{BOB}+{A}+2099-01-01 00:00:00.000000 UTC+forged"
     as_user(EVE, s, "/bin/sh", "-c", f"mkdir '{forged}' && cp '{renamed}/{A}.ipynb' '{forged}/' "
             f"&& echo '2099-01-01 00:00:00.000000 UTC' > '{forged}/timestamp.txt'")
+    # ... and under the names of carol, who has not submitted, and of nobody, who has no account
+    for victim in (CAROL, NOBODY):
+        as_user(EVE, s, "/bin/sh", "-c", f"mkdir '{inbound(hub)}/{victim}+{A}+2001-01-01 00:00:00.000000 UTC+x' "
+                f"&& cp '{renamed}/{A}.ipynb' '{inbound(hub)}/{victim}+{A}+2001-01-01 00:00:00.000000 UTC+x/'")
     # she cannot rename, delete or replace bob's own submission (sticky inbound)
     for attack in (f"mv '{bob}' '{bob}.x'", f"rm -rf '{bob}'", f"mv '{forged}' '{bob}'"):
         assert as_user(EVE, s, "/bin/sh", "-c", attack, check=False).returncode != 0, attack
@@ -225,6 +247,15 @@ def test_submission_under_another_name_is_refused_and_the_victims_own_is_collect
     assert collected["bob"].is_dir() and collected["bob"].stat().st_uid == pwd.getpwnam(BOB).pw_uid
 
 
+def test_submission_under_the_name_of_a_student_who_did_not_submit_is_refused(hub, collected):
+    """Nothing is collected for carol (no empty or forged submission of hers), nor for a name with no account."""
+    assert CAROL not in hub.course.submitted_students(A) and NOBODY not in hub.course.submitted_students(A)
+    assert not hub.course.submitted_dir(CAROL, A).exists()
+    log = log_of(hub)
+    assert any("submitted under edshx-carol's name by another account" in x for x in log[CAROL]), log
+    assert any("who has no account: not collected" in x for x in log[NOBODY]), log
+
+
 def test_rewritten_time_after_a_late_submission_is_still_late(hub, collected):
     eve = hub.course.submitted_dir(EVE, A)
     # the latest submission is the late one (its answers), whatever its name and timestamp.txt say
@@ -233,6 +264,11 @@ def test_rewritten_time_after_a_late_submission_is_still_late(hub, collected):
     assert "2001" not in stamp
     when = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f %Z")
     assert when > collected["due"], (stamp, collected["due"])
+    # what she wrote is kept as claimed, for information; her result lists what was refused
+    record = json.loads((eve / "collect.json").read_text())
+    assert record["time_source"] == "exchange inode change time"
+    assert "2001" in record["claimed_timestamp"] and "2001" not in record["timestamp"]
+    assert any("`shadow.txt` is a link" in note for note in record["refusals"]), record["refusals"]
 
 
 def test_planted_links_fifo_and_others_files_are_not_collected(hub, collected):
@@ -262,11 +298,14 @@ def test_hub_grades_the_class_each_on_their_own_work(hub, collected):
         scores = {s: gb.find_submission(A, s).score for s in STUDENTS}
         late = {s: gb.find_submission(A, s).timestamp for s in STUDENTS}
     # ada: everything; bob: squares only (his own work, not eve's forgery); eve: her late mean only
-    assert scores[ADA] > scores[BOB] > 0, (scores, graded.stdout)
-    assert scores[EVE] <= scores[ADA] and scores[EVE] > 0, scores
+    # (the toy: q1, the mean, 3 points; q2, the squares, 2 points; "why", by hand, not graded yet)
+    assert scores == {ADA: 5, BOB: 2, EVE: 3}, (scores, graded.stdout)
+    # eve's result says what was left out of her submission
+    result = json.loads((hub.course.root / "autograded" / EVE / A / "result.json").read_text())
+    assert "`shadow.txt` is a link: not collected" in result["notes"], result["notes"]
     assert late[EVE] > collected["due"], late  # recorded late in the gradebook
     assert late[ADA] < collected["due"] and late[BOB] < collected["due"], late
-    assert processes_of(STUDENTS) == []  # nothing of theirs outlives the round
+    assert processes_of([*STUDENTS, CAROL]) == []  # nothing of theirs outlives the round
 
 
 def test_fetch_feedback_never_follows_a_planted_link(hub, collected):
