@@ -303,8 +303,11 @@ class SafeFetchFeedback(ExchangeFetchFeedback):
     another folder, or a page that is a link to another file, is replaced, never written through)."""
 
     def do_copy(self, src: str, dest: str) -> None:
-        base = Path(self.assignment_dir)
-        rel_dest = Path(dest).resolve().relative_to(base.resolve()) if Path(dest).is_absolute() else Path(dest)
+        # never resolve() the destination: that would follow a link she planted on the way to it
+        base, where = Path(os.path.abspath(self.assignment_dir)), Path(os.path.abspath(dest))
+        if not where.is_relative_to(base):  # nbgrader's own destination always is
+            self.fail(f"the feedback folder {where} is outside the assignment folder {base}: not fetched")
+        rel_dest = where.relative_to(base)
         for notebook_id, timestamp, feedbackpath in self.feedback_files:
             try:
                 page = read_regular(Path(feedbackpath), 64 << 20, verb="fetched")
