@@ -62,6 +62,8 @@ hub-env: install
 	  && chmod -R a+rX $(SHARED_VENV) && touch $(SHARED_VENV)/.installed; fi
 
 # Start the course hub on this machine (as root): http://localhost:8000, see the README.
+# The shared password: EDSGRADE_HUB_PASSWORD=... in the environment, or HUB_ARGS="--password-file PATH"
+# (mode 0600); never on the command line (--password is refused), else a random one is printed.
 HUB_ARGS ?=
 hub: install hub-deps hub-env
 	$(BIN)/edsgrade hub $(HUB_ARGS)

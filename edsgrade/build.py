@@ -37,7 +37,7 @@ from .course import Course, CourseError
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
 from .master import Delimiters, Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
-from .plaindata import Unavailable, decode_names
+from .plaindata import Unavailable, decode_names, portable
 
 log = logging.getLogger("edsgrade")
 CODEC_SOURCE = (Path(__file__).resolve().parent / "plaindata.py").read_text()
@@ -169,7 +169,7 @@ def reference_values(course: Course, master: Master, workdir: Path,
             encoded = session.capture(names[grade_id])
         except SessionGone:
             return judge_question(question, None, None, context)
-        captured[grade_id] = {n: encoded[n] for n in question.ref_names if n in encoded}
+        captured[grade_id] = {n: portable(encoded[n], n) for n in question.ref_names if n in encoded}
         own = {n: v for n, v in decode_names(captured[grade_id]).items() if not isinstance(v, Unavailable)}
         return judge_question(question, proxy_values(encoded, session), own, context)
 

@@ -172,7 +172,7 @@ def cmd_exam(args: argparse.Namespace) -> None:
         done("collected", f"{len(report.arrivals)} submissions of {args.assignment} "
                       f"(deadline {show_time(course, report.deadline)}; late policy: {report.policy})")
         for a in report.arrivals:
-            when = show_time(course, a.timestamp) if a.timestamp else "no timestamp"
+            when = show_time(course, a.timestamp) if a.timestamp else f"undated ({a.problem or 'no timestamp'})"
             flag = f"LATE by {minutes_text(a.seconds_late)}" if a.late else "on time"
             if a.extension:
                 flag += f" (extension {minutes_text(a.extension.total_seconds())})"
@@ -227,22 +227,22 @@ def cmd_exam_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
-    import secrets
-
     from .course import find_course_root
     from .hub.launcher import run_hub
+    from .hub.password import hub_password
     from .hub.settings import HubSettings
     from .hub.system import default_singleuser_python
 
-    password = args.password or os.environ.get("EDSGRADE_HUB_PASSWORD") or secrets.token_urlsafe(9)
+    password = hub_password(args.password_file, refused_argv=args.password)
     settings = HubSettings(state_dir=args.state_dir, course_dir=args.hub_course_dir or f"{args.state_dir}/eds",
                            exchange_root=args.exchange, instructors=args.instructor or ["instructor"],
-                           password=password, ip=args.ip, port=args.port,
+                           password=password.value, ip=args.ip, port=args.port,
                            python=args.python or default_singleuser_python(),
                            extra_config=args.config)
-    console.print(f"log in at http://{'localhost' if args.ip in ('127.0.0.1', '0.0.0.0') else args.ip}:{args.port} "
-                  f"with any user name (instructors: {', '.join(settings.instructors)}) and the password: {password}",
-                  markup=False)
+    where = f"http://{'localhost' if args.ip in ('127.0.0.1', '0.0.0.0') else args.ip}:{args.port}"
+    shown = password.value if password.source == "random" else f"the one from {password.source}"
+    console.print(f"log in at {where} with any user name (instructors: {', '.join(settings.instructors)}) "
+                  f"and the password: {shown}", markup=False)
     raise SystemExit(run_hub(settings, find_course_root(args.course_dir)))
 
 
@@ -331,7 +331,10 @@ def parser() -> argparse.ArgumentParser:
     h = command("hub", cmd_hub, "start the course JupyterHub (as root; see README: the course hub)", assignment=False)
     h.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     h.add_argument("--port", type=int, default=8000, help="public port (default 8000)")
-    h.add_argument("--password", help="shared password (default: $EDSGRADE_HUB_PASSWORD, or a new random one)")
+    h.add_argument("--password-file", metavar="PATH",
+                   help="file holding the shared password, mode 0600 (default: $EDSGRADE_HUB_PASSWORD, "
+                        "or a new random one)")
+    h.add_argument("--password", help=argparse.SUPPRESS)  # refused: see edsgrade.hub.password
     h.add_argument("--instructor", action="append", help="instructor's user name (repeatable; default: instructor)")
     h.add_argument("--state-dir", default="/srv/edsgrade", help="hub state and course folder (default /srv/edsgrade)")
     h.add_argument("--hub-course-dir", help="the hub's course directory (default STATE_DIR/eds)")

@@ -34,14 +34,20 @@ class Grader(Configurable):
 
     cell_timeout = Integer(120, help="Wall-clock limit for one cell, in seconds.").tag(config=True)
     timeout = Integer(900, help="Wall-clock limit for all the cells of a submission, in seconds.").tag(config=True)
-    memory = Integer(4096, help="Memory (address space) of a submission's process, in MiB.").tag(config=True)
+    memory = Integer(4096, help="Memory of a submission, in MiB: of all its processes together where the "
+                                "sandbox has a cgroup, else of each process's address space.").tag(config=True)
     cpu_time = Integer(1800, help="CPU time of a submission's process, in seconds.").tag(config=True)
     processes = Integer(64, help="Processes and threads a submission may run at once.").tag(config=True)
     file_size = Integer(256, help="Largest file a submission may write, in MiB.").tag(config=True)
     open_files = Integer(256, help="Files a submission's process may hold open.").tag(config=True)
+    disk = Integer(1024, help="What a submission may write in its working copy, in MiB (files past it "
+                              "fail with 'No space left on device').").tag(config=True)
     output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
     notebook_output_limit = Integer(20_000_000, help="Bytes (as JSON) of outputs kept for a whole autograded "
                                     "notebook; past it, later cells' outputs are replaced by a note.").tag(config=True)
+    value_limit = Integer(256, help="Largest value the judge receives from a submission (a captured variable or "
+                                   "what a function returns through the proxy), in MiB: a larger one is not "
+                                   "judged, and its case says so with its size.").tag(config=True)
     workers = Integer(0, help="Submissions graded at once (0: one per CPU core).").tag(config=True)
     sandbox = Unicode("auto", help="'auto' (full sandbox when run as root), 'on' (required) or "
                                    "'off' (trusted notebooks only: resource limits, no isolation).").tag(config=True)

@@ -337,6 +337,7 @@ class Arrival:
     timestamp: dt.datetime | None  # naive UTC
     seconds_late: float
     extension: dt.timedelta | None = None
+    problem: str = ""  # why the submission is undated, when it is (its own result: the others go on)
 
     @property
     def late(self) -> bool:
@@ -359,16 +360,17 @@ class CloseReport:
 
 
 def submission_time(course: Course, student: str, assignment: str) -> dt.datetime | None:
-    """The collected submission's time (``submitted/S/A/timestamp.txt``), naive UTC."""
-    from nbgrader.utils import parse_utc
+    """The collected submission's time (``submitted/S/A/timestamp.txt``), naive UTC; ``None`` if undated.
 
-    path = course.submitted_dir(student, assignment) / "timestamp.txt"
-    if not path.is_file() or not path.read_text().strip():
-        return None
-    try:
-        return parse_utc(path.read_text().strip())
-    except (ValueError, OverflowError) as exc:
-        raise ExamError(f"{path} holds no readable time ({exc})") from exc
+    The collect writes that file with the exchange's own time of the submission (the latest inode
+    change time of its folder and files, see :mod:`edsgrade.safeexchange`), never the time the
+    student wrote. The file is read without following a link, and a time that cannot be read
+    (a submission collected another way) makes that submission undated, never the class's failure.
+    """
+    from .safeexchange import read_small, read_time
+
+    text = read_small(course.submitted_dir(student, assignment) / "timestamp.txt")
+    return read_time(text) if text and text.strip() else None
 
 
 def close_exam(course: Course, assignment: str, *, force: bool = False,
@@ -398,7 +400,9 @@ def close_exam(course: Course, assignment: str, *, force: bool = False,
         stamp = submission_time(course, student, assignment)
         own = due + extra.get(student, dt.timedelta(0))
         late = max(0.0, (stamp - own).total_seconds()) if stamp is not None else 0.0
-        report.arrivals.append(Arrival(student, stamp, late, extra.get(student)))
+        problem = "" if stamp is not None else ("its time could not be read: check submitted/"
+                                                f"{student}/{assignment}/collect.json and collect again")
+        report.arrivals.append(Arrival(student, stamp, late, extra.get(student), problem))
     with course.gradebook() as gb:
         report.missing = sorted(s.id for s in gb.students if s.id not in set(students))
     return report

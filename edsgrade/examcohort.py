@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from pathlib import Path
 from dataclasses import dataclass
 
 import nbformat
@@ -201,21 +202,38 @@ CLASS: dict[str, Candidate] = {
 STAMP = "%Y-%m-%d %H:%M:%S.%f UTC"  # nbgrader's submission time format
 
 
-def redate_submission(course, assignment: str, student: str, when: dt.datetime) -> None:
-    """Make the latest submission of ``student`` in the exchange's inbound look handed in at ``when``
-    (naive UTC): its ``timestamp.txt`` and folder name, as nbgrader's submit writes them.
+SIMULATED_ARRIVALS = "simulated-arrivals.json"  # in the course's build/ folder: the grader's, never the exchange
 
-    A simulation tool (the demo and the tests): a real exchange dates each submission itself.
+
+def simulated_arrivals_path(course) -> Path:
+    """Where a simulation keeps its table of simulated arrival times (instructor-only ``build/``)."""
+    return course.root / "build" / SIMULATED_ARRIVALS
+
+
+def redate_submission(course, assignment: str, student: str, when: dt.datetime) -> None:
+    """Make the latest submission of ``student`` count as handed in at ``when`` (naive UTC).
+
+    A simulation tool (the demo and the tests): a simulated class cannot wait for real minutes to pass.
+    The collect dates submissions from the exchange itself (see :mod:`edsgrade.safeexchange`), never
+    from what a student writes, so this writes nothing in the exchange: it records ``when`` for that
+    submission's folder in a table in the course's ``build/`` folder and points this ``course``'s
+    collect at it (``c.SafeCollect.simulated_arrivals``). A course run by hand from the command line
+    sets that option in its ``nbgrader_config.py`` to use the table.
     """
+    import json
+
     inbound = course.exchange_root / course.course_id / "inbound"
-    folders = sorted(inbound.glob(f"{student}+{assignment}+*"))
+    folders = sorted(inbound.glob(f"{student}+{assignment}+*"), key=lambda p: p.lstat().st_ctime)
     if not folders:
         raise FileNotFoundError(f"no submission of {assignment} by {student} in {inbound}")
-    folder = folders[-1]
-    stamp = when.strftime(STAMP)
-    (folder / "timestamp.txt").write_text(stamp)
-    student_id, name, _, suffix = folder.name.split("+", 3)
-    folder.rename(folder.with_name("+".join([student_id, name, stamp, suffix])))
+    path = simulated_arrivals_path(course)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    table[folders[-1].name] = when.strftime(STAMP)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1))
+    tmp.replace(path)
+    course.config.SafeCollect.simulated_arrivals = str(path)
 
 
 def rubric_comment(candidate: Candidate, criterion: str) -> str:

@@ -3,6 +3,12 @@
 ``release`` and ``collect`` are the instructor's; ``fetch`` and ``submit`` are a student's (here
 with an explicit student id, for the demo, the tests, or a student working on the same machine).
 The exchange root comes from ``nbgrader_config.py`` (``c.Exchange.root``).
+
+Submit and collect are built through nbgrader's ``ExchangeFactory``, configured in
+``nbgrader_config.py`` (``c.ExchangeFactory.collect``...), so that they are the same classes as the
+formgrader's Collect button: by default edsgrade's safe ones (:mod:`edsgrade.safeexchange`), which
+copy regular files only, never follow a student's link, and date submissions from the exchange
+itself, not from what the student wrote.
 """
 from __future__ import annotations
 
@@ -19,6 +25,25 @@ log = logging.getLogger("edsgrade")
 
 class ExchangeError(RuntimeError):
     """An exchange step failed; the message says why and what to do."""
+
+
+#: the safe classes used when ``nbgrader_config.py`` does not name others
+SAFE_STEPS = {"collect": "edsgrade.safeexchange.SafeCollect", "submit": "edsgrade.safeexchange.SafeSubmit",
+              "fetch_feedback": "edsgrade.safeexchange.SafeFetchFeedback"}
+
+
+def factory(course: Course):
+    """nbgrader's ``ExchangeFactory`` for ``course``: its configuration, with edsgrade's safe collect,
+    submit and fetch_feedback where ``nbgrader_config.py`` sets none."""
+    from nbgrader.exchange import ExchangeFactory
+    from traitlets.config import Config
+
+    config = Config()
+    config.merge(course.config)
+    for step, name in SAFE_STEPS.items():
+        if step not in config.ExchangeFactory:
+            config.ExchangeFactory[step] = name
+    return ExchangeFactory(config=config), config
 
 
 def _run(step: object, what: str) -> None:
@@ -75,8 +100,6 @@ def fetch(course: Course, assignment: str, student: str, dest: Path | None = Non
 
 def submit(course: Course, assignment: str, student: str, src: Path | None = None) -> str:
     """Submit a student's folder ``src/A`` (default ``students/S/A``); return the submission timestamp."""
-    from nbgrader.exchange.default import ExchangeSubmit
-
     home = Path(src) if src else course.student_home(_student_id(student))
     if not (course.exchange_root / course.course_id / "inbound").is_dir():
         raise ExchangeError(f"the exchange {course.exchange_root} has no inbound folder for {course.course_id}: "
@@ -84,8 +107,9 @@ def submit(course: Course, assignment: str, student: str, src: Path | None = Non
     if not (home / assignment).is_dir():
         raise ExchangeError(f"{home / assignment} does not exist: fetch the assignment first "
                             f"(edsgrade fetch {assignment} --student {student}).")
-    step = ExchangeSubmit(coursedir=course.coursedir(assignment, _student_id(student)),
-                          authenticator=Authenticator(config=course.config), config=course.config)
+    make, config = factory(course)
+    step = make.Submit(coursedir=course.coursedir(assignment, _student_id(student)),
+                       authenticator=Authenticator(config=config), config=config)
     step.assignment_dir = str(home)
     _run(step, f"submitting {assignment} for {student}")
     return step.timestamp
@@ -94,17 +118,18 @@ def submit(course: Course, assignment: str, student: str, src: Path | None = Non
 def collect(course: Course, assignment: str) -> list[str]:
     """Copy the latest submission of every student into ``submitted/S/A``; return the students.
 
-    A newer submission replaces an older collected one; the timestamp is kept in
-    ``submitted/S/A/timestamp.txt``.
+    A newer submission replaces an older collected one. With the safe collect (the default), the
+    grader writes ``submitted/S/A/timestamp.txt`` with the exchange's own time of the submission and
+    ``collect.json`` with what was refused (links, pipes, hard links...); see
+    :mod:`edsgrade.safeexchange`.
     """
-    from nbgrader.exchange.default import ExchangeCollect
-
     inbound = course.exchange_root / course.course_id / "inbound"
     if not inbound.is_dir():
         raise ExchangeError(f"nothing to collect: {inbound} does not exist. Release {assignment} first "
                             f"(`edsgrade release {assignment}`), then students submit.")
-    step = ExchangeCollect(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=course.config),
-                           config=course.config)
+    make, config = factory(course)
+    step = make.Collect(coursedir=course.coursedir(assignment), authenticator=Authenticator(config=config),
+                        config=config)
     step.update = True
     _run(step, f"collecting {assignment}")
     return course.submitted_students(assignment)

@@ -5,6 +5,10 @@ failure messages, hidden cases show their name and points only (never their code
 Questions graded by hand (rubric criteria) show the grader's points and comment once entered in
 the gradebook, and the page ends with the final grade: both parts combined as
 :mod:`edsgrade.marks` says, with the late penalty if any.
+Everything on the page that a submission controls (messages, notes, case messages) is escaped by
+Jinja's autoescape, and the page shows no student output. It needs no script, so it carries a
+Content-Security-Policy (:data:`CSP`) that forbids scripts, frames, forms, plug-ins and any request
+out of the page: should an escaping bug ever let markup through, a browser still runs nothing.
 The page is named after the notebook (``feedback/S/A/A.html``) as nbgrader's
 ``release_feedback`` expects.
 """
@@ -20,6 +24,10 @@ from .course import Course, CourseError
 from .grading.autograde import SubmissionResult, read_result
 from .marks import FinalGrade, final_grades
 from .master import Master, load_master
+
+#: The feedback page's Content-Security-Policy: its own inline style sheet and data: images, nothing else.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'; object-src 'none'; "
+       "frame-src 'none'; base-uri 'none'; form-action 'none'")
 
 _ENV = Environment(loader=PackageLoader("edsgrade", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
@@ -59,7 +67,7 @@ def render(result: SubmissionResult, manual: list[ManualGrade], final: FinalGrad
         assignment=result.assignment, student=result.student, timestamp=result.timestamp,
         score=result.score, max_score=result.max_score, message=result.message, notes=result.notes,
         questions=result.questions, manual=manual, manual_summary=summary,
-        problems=result.execution.get("described", []), final=final)
+        problems=result.execution.get("described", []), final=final, csp=CSP)
 
 
 def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:

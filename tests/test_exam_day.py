@@ -1,8 +1,9 @@
 """Exam day on a toy exam: open, submit on time and late, close, grade, rubric, final grades, feedback.
 
 Submission times are set deterministically: the exam is opened with a start in the past, and each
-submission's time in the exchange (the folder name and ``timestamp.txt`` nbgrader's submit
-writes) is set before collection, as if it had been handed in at that time.
+submission's simulated arrival time is recorded in the grader's table of simulated arrivals (in the
+course's ``build/``, never in the exchange: the collect dates real submissions from the exchange
+itself, never from what a student writes), as if it had been handed in at that time.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_se
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import grade_assignment
 from edsgrade.report import rubric_schemes, write_csv
+from edsgrade.examcohort import redate_submission, simulated_arrivals_path
 from edsgrade.exchange import fetch, submit
 from edsgrade.marks import combine, course_grades, policy
 from edsgrade.master import load_master
@@ -63,12 +65,12 @@ def hand_in(course: Course, student: str, master, questions, when: dt.datetime) 
     path = course.student_home(student) / "exam" / "exam.ipynb"
     nbformat.write(answer(nbformat.read(path, as_version=4), master, questions), path)
     submit(course, "exam", student)
-    inbound = course.exchange_root / course.course_id / "inbound"
-    [folder] = list(inbound.glob(f"{student}+exam+*"))
-    stamp = when.strftime(STAMP)
-    (folder / "timestamp.txt").write_text(stamp)
-    parts = folder.name.split("+")
-    folder.rename(folder.with_name("+".join([parts[0], parts[1], stamp, parts[3]])))
+    redate_submission(course, "exam", student, when)
+    config = course.root / "nbgrader_config.py"  # so that `edsgrade exam close` (another process) uses the table
+    line = f"c.SafeCollect.simulated_arrivals = {str(simulated_arrivals_path(course))!r}\n"
+    if line not in config.read_text():
+        with open(config, "a") as fh:
+            fh.write(line)
 
 
 def test_exam_day_end_to_end(toy_course):

@@ -173,6 +173,7 @@ def session_context(session: Any, hidden: Path | None, limit: int = DEFAULT_FILE
     else:
         run = run_info(progress.notebook, session.at, progress.problems, progress.limits_hit, progress.seconds,
                        set(session.checkpoints))
-    workdir = Path(session.jail.workdir) if getattr(session, "jail", None) is not None else None
+    # confined, the working copy the notebook wrote is the jail's, seen from the grader as session.workdir
+    workdir = Path(getattr(session, "workdir", None) or session.jail.workdir) if getattr(session, "jail", None) is not None else None
     since = getattr(session, "started", None)
     return {"hidden": HiddenData(hidden), "files": SubmissionFiles(workdir, limit, since), "run": run}

@@ -22,6 +22,9 @@ import nbformat
 from ..course import Course, CourseError
 from ..master import Master, Question, load_master
 from ..plaindata import decode_names
+from ..safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
+from ..safeexchange import COLLECT_FILE, read_collect_record, read_small, read_time
+from ..sanitize import sanitize_notebook
 from .executor import Execution, SandboxExecutor, Session, SessionGone
 from .context import session_context
 from .judge import QuestionResult, judge_all, judge_question, proxy_values
@@ -31,8 +34,9 @@ from .sandbox import Limits, SandboxError, can_confine
 
 log = logging.getLogger("edsgrade")
 RESULT_FILE = "result.json"
-INSTRUCTOR_ONLY = {"tests", "data", "timestamp.txt", "submission_secret.txt", ".OTTER_LOG"}
+INSTRUCTOR_ONLY = {"tests", "data", "timestamp.txt", "submission_secret.txt", ".OTTER_LOG", COLLECT_FILE}
 MiB = 1 << 20
+MAX_NOTEBOOK = 100 * MiB  # bytes of a submitted notebook read at most (nbgrader's max_file_size)
 
 
 @dataclass
@@ -45,9 +49,11 @@ class GradingOptions:
     cpu_time: int = 1800
     processes: int = 64
     file_size: int = 256  # MiB
+    disk: int = 1024  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
     open_files: int = 256
     output_limit: int = 20_000
     notebook_output_limit: int = 20_000_000  # bytes of outputs kept for a whole notebook
+    value_limit: int = 256  # MiB, one captured value
     sandbox: str = "auto"  # auto | on | off
     threads: int = 1  # numerical-library threads per submission
 
@@ -65,7 +71,7 @@ class GradingOptions:
 
     def limits(self) -> Limits:
         return Limits(memory=self.memory * MiB, cpu_time=int(self.cpu_time), processes=self.processes,
-                      file_size=self.file_size * MiB, open_files=self.open_files)
+                      file_size=self.file_size * MiB, open_files=self.open_files, disk=self.disk * MiB)
 
     def confine(self) -> bool:
         if self.sandbox == "on" and not can_confine():
@@ -83,7 +89,9 @@ def start_executor(master: Master, options: GradingOptions) -> SandboxExecutor:
                     threads=options.threads)
     return SandboxExecutor(pool, cell_timeout=options.cell_timeout, timeout=options.timeout,
                            limits=options.limits(), output_limit=options.output_limit,
-                           notebook_output_limit=options.notebook_output_limit, confine=options.confine())
+                           notebook_output_limit=options.notebook_output_limit,
+                           value_limit=options.value_limit * MiB, max_message=max(2 * options.value_limit, 256) * MiB,
+                           confine=options.confine())
 
 
 @dataclass
@@ -170,33 +178,40 @@ def _summary(problems: list[str]) -> str:
     return "; ".join(problems[:2]) + (f"; and {more} more (all listed in the feedback)" if more > 0 else "")
 
 
-def working_copy(release: Path, submitted: Path, dest: Path, data: Path | None = None) -> None:
-    """Release files first (authoritative data and checks), then the student's own files.
+def working_copy(release: Path, submitted: Path, dest: Path, data: Path | None = None,
+                 limits: CopyLimits = CopyLimits()) -> list[Refusal]:
+    """Release files first (authoritative data and checks), then the student's own files; return
+    the student's entries that were not copied.
 
-    ``data`` replaces the release's ``data/`` (a hidden draw of the dataset). Links in the
-    submission are never followed.
+    ``data`` replaces the release's ``data/`` (a hidden draw of the dataset). The student's files
+    are copied with :func:`edsgrade.safecopy.copy_tree`: regular files only, no link followed, no
+    FIFO opened, count, size and depth bounded; her notebooks at the top and the instructor's
+    names (``INSTRUCTOR_ONLY``) are left out.
     """
     shutil.copytree(release, dest, ignore=shutil.ignore_patterns("tests", "*.ipynb"))
     if data is not None:
         shutil.rmtree(dest / "data", ignore_errors=True)
         shutil.copytree(data, dest / "data")
 
-    def links(folder: str, names: list[str]) -> list[str]:
-        return [n for n in names if os.path.islink(os.path.join(folder, n))]
+    def instructors(rel: str) -> bool:
+        top = rel.split("/", 1)[0]
+        return top in INSTRUCTOR_ONLY or ("/" not in rel and rel.endswith(".ipynb"))
 
-    for item in submitted.iterdir():
-        if item.name in INSTRUCTOR_ONLY or item.suffix == ".ipynb" or item.is_symlink():
-            continue
-        target = dest / item.name
-        if item.is_dir():
-            shutil.copytree(item, target, ignore=links, dirs_exist_ok=True)
-        else:
-            shutil.copy2(item, target)
+    return copy_tree(submitted, dest, limits=limits, ignore=instructors, verb="copied for grading")
 
 
 def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook at ``path``, read only if it is a regular file of its own (never a link to
+    another file, a FIFO or a hard link), or ``None`` and why."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        raw = read_regular(path, MAX_NOTEBOOK, verb="graded as the student's notebook")
+    except UnsafeFile as exc:
+        return None, (f"{exc.refusal} (the notebook handed in must be the file itself); "
+                      "submit the notebook again.")
+    except OSError as exc:
+        return None, f"{path.name} could not be read ({exc.strerror}); it could not be graded."
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:
         reason = (str(exc).split("'")[0].strip().rstrip(":").splitlines() or [""])[0][:80]
         return None, (f"{path.name} is not a valid notebook ({type(exc).__name__}: {reason}); "
@@ -204,6 +219,39 @@ def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     if not isinstance(nb.get("cells"), list):
         return None, f"{path.name} has no cells; it could not be graded."
     return nb, ""
+
+
+def submission_timestamp(submitted: Path) -> tuple[str, str]:
+    """The collected submission's time as nbgrader writes it, and a note when it is unreadable.
+
+    ``timestamp.txt`` is written by the collect with the exchange's time; a folder collected some
+    other way may hold anything there (a link, a FIFO, "whenever"): that submission is then graded
+    undated, with a note saying so, and the class's grading goes on.
+    """
+    text = read_small(submitted / "timestamp.txt")
+    if text is None:
+        if (submitted / "timestamp.txt").is_symlink() or (submitted / "timestamp.txt").exists():
+            return "", ("the submission's timestamp.txt is not a regular file: it was not read and the submission "
+                        "is undated; collect it again to date it from the exchange")
+        return "", ""
+    when = read_time(text)
+    if when is None:
+        return "", ("the submission's timestamp.txt holds no readable time: the submission is undated; "
+                    "collect it again to date it from the exchange")
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), ""
+
+
+def _regular_notebooks(submitted: Path) -> list[str]:
+    import stat
+
+    names = []
+    for p in submitted.glob("*.ipynb"):
+        try:
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                names.append(p.name)
+        except OSError:
+            continue
+    return sorted(names)
 
 
 def _annotate(nb: nbformat.NotebookNode, checkpoints: dict[int, str], result: SubmissionResult) -> None:
@@ -223,13 +271,20 @@ def _annotate(nb: nbformat.NotebookNode, checkpoints: dict[int, str], result: Su
 
 def write_outputs(course: Course, result: SubmissionResult, notebook: nbformat.NotebookNode, name: str,
                   timestamp_file: Path | None) -> None:
-    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in."""
+    """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in.
+
+    The notebook is sanitized first (:func:`edsgrade.sanitize.sanitize_notebook`): instructors'
+    browsers render it (formgrader, nbconvert, JupyterLab), and its outputs are the student's.
+    """
+    report = sanitize_notebook(notebook)
+    if report.changes:
+        result.notes.append(report.summary())
     final = course.autograded_dir(result.student, result.assignment)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{result.assignment}.", dir=final.parent))
     nbformat.write(notebook, staging / name)
-    if timestamp_file is not None and timestamp_file.is_file():
-        shutil.copy2(timestamp_file, staging / "timestamp.txt")
+    if timestamp_file is not None and result.timestamp:  # the checked time, never the file itself
+        (staging / "timestamp.txt").write_text(result.timestamp)
     (staging / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
     os.chmod(staging, 0o755)
     if final.exists():
@@ -283,11 +338,15 @@ class Engine:
         assignment = master.assignment
         submitted = course.submitted_dir(student, assignment)
         stamp_file = submitted / "timestamp.txt"
-        result = SubmissionResult(student, assignment, "graded",
-                                  timestamp=stamp_file.read_text().strip() if stamp_file.is_file() else "")
+        stamp, stamp_note = submission_timestamp(submitted)
+        result = SubmissionResult(student, assignment, "graded", timestamp=stamp)
+        refusals = read_collect_record(submitted).get("refusals")  # what the collect left out, as sentences
+        result.notes += [n for n in refusals if isinstance(n, str)][:101] if isinstance(refusals, list) else []
+        if stamp_note:
+            result.notes.append(stamp_note)
         nb_path = submitted / master.path.name
-        if not nb_path.is_file():
-            others = sorted(p.name for p in submitted.glob("*.ipynb"))
+        if not (nb_path.is_file() or nb_path.is_symlink()):
+            others = _regular_notebooks(submitted)
             if len(others) == 1:
                 result.notes.append(f"the notebook was submitted as {others[0]} instead of {master.path.name}")
                 nb_path = submitted / others[0]
@@ -325,7 +384,8 @@ class Engine:
 
         with tempfile.TemporaryDirectory(prefix=f"edsgrade-{assignment}-") as tmp:
             work = Path(tmp) / assignment
-            working_copy(course.release_dir(assignment), submitted, work, variant.data)
+            refused = working_copy(course.release_dir(assignment), submitted, work, variant.data)
+            result.notes += [str(r) for r in refused if str(r) not in result.notes]
             execution = self.executor.execute(prepared.notebook, work, checkpoints, on_checkpoint)
         if execution.status == "failed":
             raise SandboxError("; ".join(p.evalue for p in execution.problems))

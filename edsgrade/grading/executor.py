@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import nbformat
 
-from . import protocol, sandbox
+from .. import plaindata
+from . import cgroups, protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
 from .untrusted import clean, identifier, said
@@ -64,7 +65,7 @@ class Ending(str, Enum):
     FILE_SIZE = "file-size"  # SIGXFSZ: its file-size limit
     MALFORMED_REPLY = "malformed-reply"  # it sent bytes that are not a valid reply (or too many)
     CHANNEL_CLOSED = "channel-closed"  # its end of the channel closed and it was not seen dying
-    MEMORY = "memory"  # killed, and the grader's own accounting (SandboxExecutor.memory_evidence) shows its memory limit
+    MEMORY = "memory"  # killed, and the grader's own accounting (the cgroup's OOM count, or memory_evidence) shows it
     SETUP_FAILED = "setup-failed"  # the sandbox could not be built (reported by the pool, not the notebook)
 
 
@@ -91,9 +92,8 @@ class CellProblem:
             return f"cell {self.cell} did not finish within the time limit ({self.evalue})"
         if self.kind == "died":
             return f"the notebook's Python process stopped while running cell {self.cell}: {self.evalue}"
-        if self.kind == "malformed":
-            return (f"the notebook's process sent a malformed reply while running cell {self.cell} "
-                    f"({self.evalue}); it was stopped")
+        if self.kind == "malformed":  # evalue: the protocol's typed error, in the grader's words
+            return f"while running cell {self.cell}, {self.evalue}; it was stopped"
         if self.kind == "limit":
             return f"cell {self.cell} hit the sandbox's {self.ename} limit" + (
                 f": {self.evalue}" if self.evalue else "") + quoted
@@ -117,6 +117,8 @@ class Execution:
     seconds: float = 0.0  # wall time spent in the student's code: cells, captures and calls through proxies
     output_bytes: int = 0  # size (JSON) of the outputs kept in the notebook so far
     sandboxed: bool = True
+    isolation: dict[str, Any] = field(default_factory=dict)  # what confined this run (see SandboxExecutor)
+    resources: dict[str, Any] = field(default_factory=dict)  # what the kernel counted (cgroup), if anything
     snapshots: int = 0  # copies of the process made for the judge's calls (one per checkpoint that calls)
     snapshot_seconds: float = 0.0  # wall time spent making, freezing around and discarding them
 
@@ -134,7 +136,8 @@ class Execution:
         return {"status": self.status.value, "ending": self.ending.value, "exit_code": self.exit_code,
                 "signal": self.signal, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
                 "sandboxed": self.sandboxed, "snapshots": self.snapshots,
-                "snapshot_seconds": round(self.snapshot_seconds, 4), "problems": [asdict(p) for p in self.problems]}
+                "snapshot_seconds": round(self.snapshot_seconds, 4), "problems": [asdict(p) for p in self.problems],
+                "isolation": self.isolation, "resources": self.resources}
 
 
 class SessionGone(RuntimeError):
@@ -147,10 +150,15 @@ class ChannelLost(SessionGone):
     """The notebook's end of the channel closed: the process died or closed it."""
 
 
-class ReplyMalformed(SessionGone):
-    """The notebook's process sent bytes that are not a valid reply (garbage, too large, too deep)."""
+class ChannelBroken(SessionGone):
+    """The notebook's process sent bytes that are not a reply within the grader's bounds (garbage, too
+    large, too deep: a :class:`protocol.ProtocolError` subclass, in :attr:`error`); the channel is given up."""
 
     ending = Ending.MALFORMED_REPLY
+
+    def __init__(self, message: str, error: protocol.ProtocolError | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class CallTimedOut(SessionGone):
@@ -236,10 +244,21 @@ class Session:
     """
 
     def __init__(self, pid: int, sock: socket.socket, jail: Jail, max_bytes: int, call_timeout: float,
-                 timeout: float = float("inf"), run_bytes: int | None = None) -> None:
+                 timeout: float = float("inf"), run_bytes: int | None = None,
+                 value_limit: int = plaindata.Limits.value_bytes) -> None:
         self.pid, self.sock, self.jail = pid, sock, jail
         self.max_bytes, self.call_timeout, self.timeout = max_bytes, call_timeout, timeout
         self.run_bytes = min(run_bytes or max_bytes, max_bytes)
+        self.bounds = protocol.Bounds(total=max_bytes, json=min(max_bytes, protocol.Bounds.json))
+        #: what the sandbox may put in one capture or call reply (it marks bigger values "too large")
+        self.limits = {"value_bytes": value_limit, "reply_bytes": max_bytes - (1 << 20),
+                       "reply_items": self.bounds.values * 3 // 4, "reply_text": self.bounds.json - (4 << 20)}
+        self.frames: list[Any] = []  # the arrays attached to the last reply
+        self.broken: protocol.ProtocolError | None = None  # why the main channel was given up, if it was
+        #: where the grader reads the working copy: confined, the jail's copy, seen through its init's root
+        self.workdir: str = jail.workdir
+        self.cgroup: cgroups.SubmissionCgroup | None = None
+        self.full: set[str] = set()  # the sandbox's file systems found full (working copy, /tmp)
         self.alive = True
         self.ended: str = ""  # why the process stopped, when it did
         self.progress: Execution | None = None  # the execution so far, set by the executor
@@ -270,18 +289,21 @@ class Session:
         return min(self.call_timeout, left)
 
     # -- the main process -------------------------------------------------------------------------
-    def request(self, message: dict[str, Any], timeout: float, max_bytes: int | None = None) -> Reply:
-        """Send ``message`` to the notebook's process; its reply within ``timeout`` seconds.
+    def request(self, message: dict[str, Any], timeout: float, max_bytes: int | None = None,
+                arrays: list[Any] | tuple = ()) -> Reply:
+        """Send ``message`` (``arrays`` as attachments) to the notebook's process; its reply within ``timeout`` s.
 
-        Past the deadline the process is interrupted; a reply within the grace period is returned
-        with ``interrupted=True``, else :class:`CallTimedOut` is raised. Raises
-        :class:`ChannelLost` or :class:`ReplyMalformed` as observed on the channel.
+        The reply's arrays are in :attr:`frames`. Past the deadline the process is interrupted; a
+        reply within the grace period is returned with ``interrupted=True``, else
+        :class:`CallTimedOut` is raised (at once when a reply had started and stalled: the channel
+        is out of step). Raises :class:`ChannelLost` or :class:`ChannelBroken` as observed on the channel.
         """
         if not self.alive:
             raise ChannelLost(self.ended or "the notebook's process is gone")
         limit = max_bytes or self.max_bytes
+        self.frames = []
         try:
-            protocol.send(self.sock, message)
+            protocol.send(self.sock, message, arrays)
         except OSError as exc:  # its end closed (it exited, or closed the channel itself)
             self.alive = False
             self.ended = "the notebook's process closed its channel"
@@ -301,43 +323,51 @@ class Session:
             self.ended = f"no answer within {timeout:.0f} s, even after an interrupt: stopped"
             raise CallTimedOut(self.ended) from None
 
+    def _bounds(self, max_bytes: int) -> protocol.Bounds:
+        if max_bytes >= self.max_bytes:
+            return self.bounds
+        return protocol.Bounds(total=max_bytes, json=min(max_bytes, self.bounds.json))
+
     def _receive(self, timeout: float, max_bytes: int) -> dict[str, Any]:
         """One reply, mapping what the channel showed to typed errors (never to the reply's text)."""
         try:
-            return protocol.receive(self.sock, max_bytes=max_bytes, timeout=timeout)
+            reply, self.frames = protocol.receive_message(self.sock, self._bounds(max_bytes), timeout=timeout)
+            return reply
         except protocol.ChannelTimeout:
             raise
         except (protocol.ChannelClosed, OSError) as exc:
             self.alive = False
             self.ended = "the notebook's process closed its channel"
             raise ChannelLost(self.ended) from exc
-        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:
+        except protocol.ProtocolError as exc:
             self.alive = False
-            detail = str(exc) if isinstance(exc, protocol.ProtocolError) else f"nested too deeply ({type(exc).__name__})"
-            self.ended = f"the notebook's process sent a malformed reply: {clean(detail, 200)}"
-            raise ReplyMalformed(self.ended) from None
+            self.broken = exc
+            self.ended = clean(str(exc), 300)
+            raise ChannelBroken(self.ended, exc) from None
 
     def capture(self, names: list[str]) -> dict[str, Any]:
         """The plain-data encodings of ``names`` in the notebook's namespace (answered by the process itself)."""
         deadline = self._deadline("the capture of the notebook's values")
         started = time.monotonic()
         try:
-            reply = self.request({"op": "capture", "names": names}, deadline)
+            reply = self.request({"op": "capture", "names": names, "limits": self.limits}, deadline)
         finally:
             self._spend(time.monotonic() - started)
         values = reply.body.get("values")
         if reply.interrupted:
             raise CallTimedOut(f"the notebook's values were not returned within {deadline:.0f} s")
         if not isinstance(values, dict):
-            raise ReplyMalformed("the notebook's process did not return its values")
-        return values
+            raise ChannelBroken("the notebook's process did not return its values")
+        return {str(n): plaindata.bind_frames(v, self.frames) for n, v in values.items()}
 
     # -- the snapshot -----------------------------------------------------------------------------
-    def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True) -> dict[str, Any]:
-        """Resolve ``name`` and ``path`` in a snapshot of the notebook, call it with encoded arguments; the raw reply.
+    def call(self, name: str, path: list[list[Any]], args: Any, kwargs: Any, call: bool = True,
+             arrays: list[Any] | tuple = ()) -> dict[str, Any]:
+        """Resolve ``name`` and ``path`` in a snapshot of the notebook, call it with encoded arguments (their
+        arrays in ``arrays``); the raw reply, its ``value`` bound to the arrays that came with it.
 
         Raises :class:`SessionGone` subclasses: :class:`OutOfTime` (not sent), :class:`CallTimedOut`
-        (the snapshot was killed at the deadline), :class:`SnapshotUnavailable`, :class:`ReplyMalformed`.
+        (the snapshot was killed at the deadline), :class:`SnapshotUnavailable`, :class:`ChannelBroken`.
         """
         deadline = self._deadline(f"the call of {name}")
         started = time.monotonic()
@@ -345,8 +375,11 @@ class Session:
             self._enter_snapshot(deadline)
             left = deadline - (time.monotonic() - started)
             protocol.send(self.sock, {"op": "call", "name": name, "path": path, "args": args, "kwargs": kwargs,
-                                      "call": call})
-            return self._from_snapshot(left, f"{name} did not return within {deadline:.1f} s")
+                                      "call": call, "limits": self.limits}, arrays)
+            reply = self._from_snapshot(left, f"{name} did not return within {deadline:.1f} s")
+            if "value" in reply:
+                reply["value"] = plaindata.bind_frames(reply["value"], self.frames)
+            return reply
         except CallTimedOut:
             if deadline >= self.call_timeout:
                 raise
@@ -374,8 +407,10 @@ class Session:
                 self._leave_snapshot()
                 raise SnapshotUnavailable("the copy of the notebook's process stopped during the call "
                                           "(the function exited or crashed it)")
+        self.frames = []
         try:
-            return protocol.receive(self.sock, max_bytes=self.max_bytes, timeout=max(end - time.monotonic(), 0.1))
+            reply, self.frames = protocol.receive_message(self.sock, self.bounds, timeout=max(end - time.monotonic(), 0.1))
+            return reply
         except protocol.ChannelTimeout:
             self._leave_snapshot()
             raise CallTimedOut(late) from None
@@ -383,10 +418,9 @@ class Session:
             self._leave_snapshot()
             self.alive = False
             raise ChannelLost("the notebook's process closed its channel") from exc
-        except (protocol.ProtocolError, RecursionError, MemoryError) as exc:
+        except protocol.ProtocolError as exc:  # the copy is discarded with its bytes; the notebook goes on
             self._leave_snapshot()
-            detail = str(exc) if isinstance(exc, protocol.ProtocolError) else f"nested too deeply ({type(exc).__name__})"
-            raise ReplyMalformed(f"the notebook's process sent a malformed reply: {clean(detail, 200)}") from None
+            raise ChannelBroken(clean(str(exc), 300), exc) from None
 
     def _enter_snapshot(self, deadline: float) -> None:
         if self.snapshot:
@@ -490,6 +524,16 @@ def clean_outputs(items: Any) -> list[nbformat.NotebookNode]:
     return outputs
 
 
+def _full(path: str) -> bool:
+    """True when the (size-limited) file system at ``path`` has (almost) no room left."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(1 << 20, st.f_blocks * st.f_frsize // 100) or (
+        st.f_files > 0 and st.f_favail < max(16, st.f_files // 100))
+
+
 def describe_status(status: int) -> tuple[str, str]:
     """(limit or "", sentence) for a child's raw wait status."""
     if os.WIFSIGNALED(status):
@@ -540,30 +584,50 @@ class SandboxExecutor:
         replaced by a note saying so. Bounds the autograded notebook and the grader's memory.
     max_message:
         Largest reply accepted from a sandbox, in bytes (captured values included).
+    value_limit:
+        Largest captured value (or value returned through the proxy), in bytes: a bigger one is not
+        sent and its case fails saying its size.
     confine:
         Use the full sandbox (namespaces, own root, unprivileged user); default: when running as root.
     memory_evidence:
         Called with the notebook's :class:`Jail` after it was killed by a signal the grader did not
         send, before its processes are cleaned up: True when the grader's *own* accounting shows
-        that it reached its memory limit (for instance the ``oom_kill`` count of its cgroup's
-        ``memory.events``); the run then ends as :attr:`Ending.MEMORY`. ``None``: no such accounting
-        (rlimits only: a ``MemoryError`` the notebook reports is recorded as its own words).
+        that it reached its memory limit; the run then ends as :attr:`Ending.MEMORY`. ``None`` (the
+        default): the submission's control group is that accounting (the kernel's count of OOM kills
+        in it, :meth:`cgroups.SubmissionCgroup.report`); without a cgroup (rlimits only) there is
+        none, and a ``MemoryError`` the notebook reports is recorded as its own words.
     """
 
     def __init__(self, pool: WarmPool, *, cell_timeout: float = 120, timeout: float = 900,
                  limits: Limits | None = None, output_limit: int = 20_000, notebook_output_limit: int = 20_000_000,
-                 max_message: int = 256 << 20, confine: bool | None = None,
+                 max_message: int = 512 << 20, value_limit: int = 256 << 20, confine: bool | None = None,
                  memory_evidence: Callable[[Jail], bool] | None = None) -> None:
         self.pool = pool
         self.memory_evidence = memory_evidence
         self.cell_timeout, self.timeout = cell_timeout, timeout
         self.limits = limits or Limits()
-        self.output_limit, self.max_message = output_limit, max_message
+        self.output_limit, self.max_message, self.value_limit = output_limit, max_message, value_limit
         self.notebook_output_limit = notebook_output_limit
         self.confine = sandbox.can_confine() if confine is None else confine
         if self.confine and not sandbox.can_confine():
             raise sandbox.SandboxError("the sandbox needs root on Linux (namespaces, chroot, a system user per slot); "
                                        "run the grader as root, or turn confinement off for trusted notebooks only")
+        self.cgroups = cgroups.detect() if self.confine else None
+
+    def isolation(self) -> dict[str, Any]:
+        """What confines each submission run by this executor (recorded in every result)."""
+        if not self.confine:
+            return {"sandboxed": False, "memory": "rlimit (address space per process)", "processes": "rlimit",
+                    "seccomp": False, "cgroup": None, "pid_ns": False}
+        version = self.cgroups.version if self.cgroups else None
+        return {"sandboxed": True, "pid_ns": True, "fresh_proc": True, "mount_ns": True, "net_ns": True,
+                "ipc_ns": True, "uts_ns": True, "cgroup_ns": True, "session_keyring": "fresh",
+                "seccomp": self.pool.seccomp, "cgroup": version,
+                "memory": "cgroup (all processes, shared memory and tmpfs)" if version else
+                          "rlimit (address space per process)",
+                "processes": "cgroup + rlimit" if version else "rlimit (per user)",
+                "cpu": f"equal share, at most {max(1, self.pool.threads)} core(s)" if version else "not shared out",
+                "disk": self.limits.disk, "tmp": self.limits.tmp_size}
 
     def execute(self, nb: nbformat.NotebookNode, workdir: Path, checkpoints: dict[int, str],
                 on_checkpoint: Callable[[str, Session], Any]) -> Execution:
@@ -573,29 +637,59 @@ class SandboxExecutor:
         and its return value stored in :attr:`Execution.checkpoints`. Never raises for anything
         the notebook does.
         """
-        result = Execution(nb, sandboxed=self.confine)
+        result = Execution(nb, sandboxed=self.confine, isolation=self.isolation())
         slot = sandbox.acquire_slot() if self.confine else None
         uid = gid = None
+        group: cgroups.SubmissionCgroup | None = None
         try:
             if slot is not None:
                 uid, gid = sandbox.sandbox_user(slot.index)
                 sandbox.kill_user(uid)  # anything a crashed earlier run may have left
+                if self.cgroups is not None:
+                    group = cgroups.SubmissionCgroup(self.cgroups, f"edsgrade-slot{slot.index}", self.limits.memory,
+                                                     self.limits.processes + 1, float(max(1, self.pool.threads)))
+                    group.create()  # (replaces a left-over one of a crashed run)
             sandbox.prepare_workdir(workdir, uid, gid)
-            jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits)
+            jail = Jail(str(workdir), workdir.name, uid, gid, sandbox.python_paths(), self.limits,
+                        cgroup=group.procs_files() if group else [], seccomp=self.confine and self.pool.seccomp)
             pid, sock = self.pool.spawn(jail, self.output_limit)
             session = Session(pid, sock, jail, self.max_message, self.cell_timeout, self.timeout,
-                              6 * self.output_limit + RUN_REPLY_SLACK)
+                              6 * self.output_limit + RUN_REPLY_SLACK, self.value_limit)
+            session.cgroup = group
+            init = self.pool.init_of(pid)
+            if init:
+                session.workdir = f"/proc/{init}/root{jail.inside}"
             try:
                 self._run(nb, session, checkpoints, on_checkpoint, result)
             finally:
                 self._end(session, result)
-        except sandbox.SandboxError as exc:  # raised by the grader's side (the pool, the slot), never by the notebook
+        # raised by the grader's side (the pool, the template's own set-up pipe, the slot, the cgroup), never
+        # read from the notebook's channel
+        except (sandbox.SandboxError, cgroups.CgroupError) as exc:
             result.end(Status.FAILED, Ending.SETUP_FAILED)
             result.problems.append(CellProblem(-1, "died", "SandboxError", str(exc)))
         finally:
-            if slot is not None:
-                slot.release()
+            try:
+                if group is not None:
+                    group.destroy()
+            finally:
+                if slot is not None:
+                    slot.release()
         return result
+
+    def _check_disk(self, session: Session, index: int, result: Execution) -> None:
+        """Record (once per file system) that the notebook filled its working copy or its /tmp."""
+        init = self.pool.init_of(session.pid)
+        if not init:
+            return
+        for name, path, size in (("working copy", session.workdir, self.limits.disk),
+                                 ("/tmp", f"/proc/{init}/root/tmp", self.limits.tmp_size)):
+            if name not in session.full and _full(path):
+                session.full.add(name)
+                result.hit("disk")
+                result.problems.append(CellProblem(index, "limit", "disk",
+                                                   f"its {name} is full (the limit is {size >> 20} MiB of files "
+                                                   "written); further writes failed with 'No space left on device'"))
 
     def _run(self, nb: nbformat.NotebookNode, session: Session, checkpoints: dict[int, str],
              on_checkpoint: Callable[[str, Session], Any], result: Execution) -> None:
@@ -641,13 +735,13 @@ class SandboxExecutor:
                 result.end(Status.TIMEOUT, Ending.CELL_TIMEOUT)
                 result.hit("cell-time")
                 result.problems.append(CellProblem(index, "timeout", "TimeoutError", f"{limit:.0f} s; {exc.reason}"))
-            elif isinstance(exc, ReplyMalformed):
+            elif isinstance(exc, ChannelBroken):  # recorded by _end, with what the process sent
                 result.end(Status.DIED, Ending.MALFORMED_REPLY)
-                result.problems.append(CellProblem(index, "malformed", "ProtocolError", str(exc).split(": ", 1)[-1]))
             else:  # how it died is read from its wait status in _end
                 result.end(Status.DIED, Ending.CHANNEL_CLOSED)
                 result.problems.append(CellProblem(index, "died", "", ""))
             return
+        self._check_disk(session, index, result)
         self._keep_outputs(cell, index, clean_outputs(reply.body.get("outputs")), result)
         if isinstance(reply.body.get("execution_count"), int):
             cell.execution_count = reply.body["execution_count"]
@@ -685,33 +779,56 @@ class SandboxExecutor:
                                                f"{self.notebook_output_limit} bytes for the whole notebook"))
 
     def _end(self, session: Session, result: Execution) -> None:
-        """Kill everything the notebook started, reap it, and record how it ended if it died."""
+        """Kill everything the notebook started, reap it, and record how it ended if it died.
+
+        How it ended comes from what the grader observed: its own deadlines, the bytes on the channel
+        (:attr:`Session.broken`), the wait status the pool reaped, and the submission's control group
+        (the kernel's count of OOM kills: :attr:`Ending.MEMORY`) or the ``memory_evidence`` hook.
+        """
         was_alive = session.alive
         session.alive = False
         session.end_checkpoint()
         # read before the clean-up, which may reset the accounting (the hook is the confinement's)
-        memory = bool(not was_alive and self.memory_evidence is not None and self.memory_evidence(session.jail))
+        hooked = (bool(self.memory_evidence(session.jail))
+                  if not was_alive and self.memory_evidence is not None else None)
         try:
             session.sock.close()
         except OSError:
             pass
         if session.jail.uid is not None:
+            self._check_disk(session, session.at, result)
+            if session.cgroup is not None:
+                session.cgroup.kill()  # the whole submission at once, frozen first
             sandbox.kill_user(session.jail.uid)
         else:
             sandbox.kill_group(session.pid)
         try:
-            status = self.pool.wait(session.pid)
+            status = self.pool.wait(session.pid)  # and its PID namespace's init: nothing of it is left
         except sandbox.SandboxError:
             return
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        explains_death = not was_alive and killed and (
+            not result.problems or any(p.kind == "died" and not p.evalue for p in result.problems))
+        over_memory = self._account(session, result, explains_death)
         if was_alive:
+            return
+        if session.broken is not None:  # it sent what no reply may be: that, not its exit status, is the news
+            result.end(Status.DIED, Ending.MALFORMED_REPLY)
+            if isinstance(session.broken, (protocol.ReplyTooLarge, protocol.ReplyTooDeep)):
+                result.hit("reply-size")
+            result.problems.append(CellProblem(session.at, "malformed", type(session.broken).__name__, session.ended))
             return
         limit, sentence = describe_status(status)
         if result.ending is Ending.CHANNEL_CLOSED or result.status is Status.COMPLETED:
             ending, result.exit_code, result.signal = ending_of(status)
             result.ending = ending
+        memory = hooked if hooked is not None else (over_memory and explains_death)
         if memory and result.ending is Ending.KILLED_BY_SIGNAL:
             result.ending, limit = Ending.MEMORY, "memory"
-            sentence = "it reached its memory limit and was killed (the grader's own accounting shows it)"
+            counted = ("the kernel's count of out-of-memory kills in its control group" if hooked is None
+                       else "the grader's own accounting")
+            sentence = (f"it went over its memory limit and was killed ({self.limits.memory >> 20} MiB"
+                        f"{' for all its processes together' if session.cgroup is not None else ''}; {counted} shows it)")
         unexplained = [p for p in result.problems if p.kind == "died" and not p.evalue]
         if not unexplained and not result.problems:  # it died while the judge was calling into it
             unexplained = [CellProblem(-1, "died")]
@@ -722,3 +839,22 @@ class SandboxExecutor:
             if limit:
                 problem.kind, problem.ename = "limit", limit
                 result.hit(limit)
+
+    def _account(self, session: Session, result: Execution, explains_death: bool) -> bool:
+        """Record what the submission's control group counted; True when a process was killed for memory
+        (a problem of its own unless it is what stopped the notebook's process: ``explains_death``)."""
+        if session.cgroup is None:
+            return False
+        report = session.cgroup.report()
+        result.resources = report
+        if report.get("process_limit_hits"):
+            result.hit("processes")
+        if not report.get("oom_kills"):
+            return False
+        result.hit("memory")
+        if not explains_death:
+            result.problems.append(CellProblem(session.at, "limit", "memory",
+                                               f"{report['oom_kills']} of its processes went over the memory limit "
+                                               f"({self.limits.memory >> 20} MiB for all its processes together) "
+                                               "and were killed by the kernel"))
+        return True

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..master import Question, load_test_cases
-from ..plaindata import Unavailable, decode, decode_names, encode
+from ..plaindata import MalformedValue, Unavailable, decode, decode_names, encode
 from .context import CONTEXT_PARAMS
 from .untrusted import identifier, said
 
@@ -62,16 +62,17 @@ class Proxy:
         from .executor import SessionGone
 
         label = self._label()
+        arrays: list[Any] = []  # the arguments' arrays travel as binary attachments
         try:
-            reply = self._session.call(self._name, [list(p) for p in self._path], encode(tuple(args)),
-                                       encode(dict(kwargs or {})), call)
+            reply = self._session.call(self._name, [list(p) for p in self._path], encode(tuple(args), arrays=arrays),
+                                       encode(dict(kwargs or {}), arrays=arrays), call, arrays=arrays)
         except SessionGone as exc:
             raise StudentCodeError(f"{label} could not be called: {exc}") from None
         if "value" in reply:
             try:
                 return decode(reply["value"])
-            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-                raise StudentCodeError(f"{label} returned a malformed value ({type(exc).__name__})") from None
+            except MalformedValue as exc:
+                raise StudentCodeError(f"{label} returned a malformed value ({exc})") from None
         error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
         words = said(error.get("evalue"))
         raise StudentCodeError(f"{label}{'(...)' if call else ''} raised {identifier(error.get('ename'))}"
@@ -104,8 +105,8 @@ def proxy_values(encoded: dict[str, Any], session: Any) -> dict[str, Any]:
     for name, obj in encoded.items():
         try:
             value = decode(obj, name)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            value = Unavailable(name, "unsupported", "the grader received a malformed value")
+        except MalformedValue as exc:
+            value = Unavailable(name, "unsupported", f"the notebook's process sent a malformed value ({exc})")
         if isinstance(value, Unavailable) and value.reason == "unsupported" and session is not None:
             value = Proxy(session, name, value.detail)
         values[name] = value

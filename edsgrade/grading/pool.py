@@ -72,11 +72,7 @@ class WarmPool:
         # The grader's own package, never a copy in the current folder: ``-P`` keeps the working directory
         # off ``sys.path`` (``-m`` would put it first), and PYTHONPATH names this package's parent folder.
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-        # The interpreter through its folder's real path: a virtual environment reached through a symbolic
-        # link (``.venv -> /elsewhere/.venv``) would otherwise put the link's path on ``sys.path``, and the
-        # sandbox mounts only real paths (sandbox.python_paths), so the confined child could not import lazily.
-        python = os.path.join(os.path.realpath(os.path.dirname(sys.executable)), os.path.basename(sys.executable))
-        self._proc = subprocess.Popen([python, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
+        self._proc = subprocess.Popen([sys.executable, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
                                        config],
                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log, env=env)
@@ -89,7 +85,11 @@ class WarmPool:
         if not ready:
             self.close()
             raise SandboxError(f"the warm template failed to start: {self.log_tail()}")
-        self.loaded: list[str] = json.loads(ready).get("loaded", [])
+        hello = json.loads(ready)
+        self.loaded: list[str] = hello.get("loaded", [])
+        #: the template compiled the seccomp filter: every confined child installs it (or fails to start)
+        self.seccomp: bool = bool(hello.get("seccomp"))
+        self._inits: dict[int, int] = {}
 
     def log_tail(self) -> str:
         try:
@@ -115,24 +115,37 @@ class WarmPool:
         return answer
 
     def spawn(self, jail: Jail, output_limit: int) -> tuple[int, socket.socket]:
-        """Fork a confined child serving a notebook; return its pid and the grader's end of its channel."""
+        """Fork a confined child serving a notebook; return its pid and the grader's end of its channel.
+
+        Confined, the child is PID 2 of a PID namespace of its own whose init is :meth:`init_of` it.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             reply = self._request({"op": "spawn", "jail": jail.to_dict(), "output_limit": output_limit},
                                   [theirs.fileno()])
         finally:
             theirs.close()
+        pid = int(reply["pid"])
+        if reply.get("init"):
+            self._inits[pid] = int(reply["init"])
         if "setup_error" in reply:  # from the template's own pipe, before any student code ran
             ours.close()
             try:
-                self.wait(int(reply["pid"]))
+                self.wait(pid)  # the child, and its namespace's init
             finally:
                 raise SandboxError(f"the sandbox could not be set up: {str(reply['setup_error'])[-500:]}")
-        return int(reply["pid"]), ours
+        return pid, ours
+
+    def init_of(self, pid: int) -> int | None:
+        """The pid (in the grader's namespace) of child ``pid``'s PID-namespace init, if it has one."""
+        return self._inits.get(pid)
 
     def wait(self, pid: int) -> int:
-        """Reap child ``pid`` (already dead or killed) and return its raw wait status."""
-        return int(self._request({"op": "wait", "pid": pid})["status"])
+        """Reap child ``pid`` (already dead or killed), kill its namespace, and return its raw wait status."""
+        try:
+            return int(self._request({"op": "wait", "pid": pid})["status"])
+        finally:
+            self._inits.pop(pid, None)
 
     def close(self) -> None:
         """Stop the template (its children are the caller's to kill)."""

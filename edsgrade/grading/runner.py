@@ -6,16 +6,21 @@ submission over one socket and then exits. Requests, each answered by one reply:
 
 ``{"op": "run", "source": ...}``
     run a cell; reply ``{"outputs": [nbformat outputs], "error": null | {ename, evalue}}``.
-``{"op": "capture", "names": [...]}``
-    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`).
+``{"op": "capture", "names": [...], "limits": {...}}``
+    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`), its arrays as
+    ``.npy`` attachments (:mod:`edsgrade.grading.protocol`); a value over ``limits``
+    (:class:`edsgrade.plaindata.Limits`) is replaced by a "too large" mark saying its size.
 ``{"op": "snapshot"}``
     fork a copy of this process, sealed (:func:`seal`: no writes to files, no new processes,
     sockets, IPC or signals to others, not readable by its parent), which replies
     ``{"snapshot": true}`` and then serves ``call`` requests until the grader kills it; this
-    process waits meanwhile, and whatever the copy did is gone with it.
-``{"op": "call", "name": ..., "path": [...], "args": ..., "kwargs": ..., "call": bool}`` (in a snapshot)
+    process waits meanwhile, and whatever the copy did is gone with it. Confined, the copy is a
+    child of the notebook's process (PID 2), so it stays in the same PID namespace, control group
+    and jail, under the sandbox's own seccomp filter; :func:`seal` stacks a stricter one on top.
+``{"op": "call", "name": ..., "path": [...], "args": ..., "kwargs": ..., "call": bool, "limits": {...}}`` (in a snapshot)
     resolve ``name`` then each ``["attr", a]`` / ``["item", key]`` step of ``path``, call it with the
-    decoded plain arguments when ``call`` is true, and reply ``{"value": encoding}`` or
+    decoded plain arguments (arrays as attachments) when ``call`` is true, and reply
+    ``{"value": encoding}`` (within ``limits``) or
     ``{"error": ...}``: this is how the judge reaches a student's functions and fitted models.
 
 Nothing this side sends is trusted by the grader (student code can write to the same socket): the
@@ -212,34 +217,45 @@ class Runner:
         self.in_snapshot = snapshot
         while True:
             try:
-                request = protocol.receive(self.sock, max_bytes=self.max_request)
+                request, frames = protocol.receive_message(self.sock, protocol.Bounds(total=self.max_request))
             except KeyboardInterrupt:  # a late interrupt, after the cell had already finished
                 continue
             except (protocol.ChannelClosed, OSError, ValueError):
                 return
+            arrays: list[Any] = []
             try:
-                reply = self.handle(request)
+                reply = self.handle(request, frames, arrays)
             except KeyboardInterrupt:
                 reply = {"error": {"ename": "KeyboardInterrupt", "evalue": "interrupted (time limit)"}}
             except BaseException as exc:  # noqa: BLE001 - whatever happens, answer the grader
                 reply = _error(exc)
             if reply is None:  # a snapshot answered in our place
                 continue
+            if "error" in reply:
+                arrays = []
             try:
-                protocol.send(self.sock, reply)
-            except (OSError, ValueError):
+                protocol.send(self.sock, reply, arrays)
+            except (TypeError, ValueError) as exc:  # not JSON (raised before anything is written)
+                try:
+                    protocol.send(self.sock, {"error": {"ename": "UnsupportedValue",
+                                                        "evalue": f"the reply could not be sent ({exc})"}})
+                except (OSError, ValueError):
+                    return
+            except OSError:
                 return
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any] | None:
+    def handle(self, request: dict[str, Any], frames: list[Any], arrays: list[Any]) -> dict[str, Any] | None:
+        """Answer one request (arrays of the reply appended to ``arrays``); ``None``: a snapshot answered."""
         op = request.get("op")
         if op == "run" and not self.in_snapshot:
             return self.run(str(request.get("source", "")))
         if op == "capture":
-            return {"values": plaindata.encode_names(self.shell.user_ns, list(request.get("names", [])))}
+            return {"values": plaindata.encode_names(self.shell.user_ns, list(request.get("names", [])),
+                                                     arrays=arrays, limits=_limits(request))}
         if op == "snapshot" and not self.in_snapshot:
             return self.snapshot()
         if op == "call" and self.in_snapshot:
-            return self.call(request)
+            return self.call(request, frames, arrays)
         return {"error": {"ename": "ProtocolError", "evalue": f"request {op!r} not served here"}}
 
     def snapshot(self) -> dict[str, Any] | None:
@@ -279,7 +295,7 @@ class Runner:
         return {"outputs": self.outputs.items, "error": self.shell.last_error,
                 "execution_count": self.shell.execution_count - 1, "truncated": self.outputs.truncated}
 
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+    def call(self, request: dict[str, Any], frames: list[Any], arrays: list[Any]) -> dict[str, Any]:
         name = str(request.get("name"))
         if name not in self.shell.user_ns:
             return {"error": {"ename": "NameError", "evalue": f"name {name!r} is not defined"}}
@@ -287,14 +303,15 @@ class Runner:
         for kind, key in request.get("path", []):
             target = getattr(target, str(key)) if kind == "attr" else target[plaindata.decode(key)]
         if request.get("call", True):
-            args = plaindata.decode(request.get("args", {plaindata.TAG: "tuple", "items": []}))
-            kwargs = plaindata.decode(request.get("kwargs", {plaindata.TAG: "dict", "items": {}}))
+            args = plaindata.decode(request.get("args", {plaindata.TAG: "tuple", "items": []}), frames=frames)
+            kwargs = plaindata.decode(request.get("kwargs", {plaindata.TAG: "dict", "items": {}}), frames=frames)
             saved = self.outputs.items
             target = target(*args, **kwargs)
             self.outputs.items = saved
         try:
-            encoded = plaindata.encode(target)
-            json.dumps(encoded)
+            encoded = plaindata.encode(target, arrays=arrays, limits=_limits(request))
+        except plaindata.ValueTooLarge as exc:
+            return {"error": {"ename": "ValueTooLarge", "evalue": f"the result {exc}: it was not judged"}}
         except (plaindata.UnsupportedValue, TypeError, ValueError, OverflowError) as exc:
             return {"error": {"ename": "UnsupportedValue",
                               "evalue": f"the result is a {type(target).__name__}, not plain data ({exc})"}}
@@ -310,8 +327,9 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 # -- sealing a snapshot ---------------------------------------------------------------------------
 # Why a hand-written seccomp filter: it is a few dozen BPF instructions over a fixed list of system
-# calls, installed once in a forked child; libseccomp's Python binding is not on PyPI for this
-# interpreter, and a filter built from a table here is easy to read and to test (tests/security).
+# calls, installed once in a forked child, easy to read and to test (tests/security). It stacks on
+# the sandbox's own filter (edsgrade.grading.syscall_filter, libseccomp): the kernel runs both and
+# the stricter answer wins, so the snapshot keeps every denial of the sandbox and adds its own.
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | 0o20000000  # __O_TMPFILE
 _X86_64 = 0xC000003E
 #: x86-64 system calls a snapshot may not make: they change files, folders or metadata, make
@@ -386,6 +404,14 @@ def seal(channel: int) -> int:
     else:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1, 1))
     return fd
+
+
+def _limits(request: dict[str, Any]) -> plaindata.Limits:
+    """The grader's size limits sent with a request (the defaults when it sent none)."""
+    given = request.get("limits")
+    if not isinstance(given, dict):
+        return plaindata.Limits()
+    return plaindata.Limits(**{k: int(v) for k, v in given.items() if k in plaindata.Limits.__dataclass_fields__})
 
 
 def serve(fd: int, output_limit: int) -> None:

@@ -6,7 +6,7 @@ login), JupyterLab with nbgrader's assignment list, and the course service ``eds
 formgrader, run as the grader account that owns the course directory).
 
 Modules: :mod:`.settings` (what a hub needs to know), :mod:`.auth` (shared-password login),
-:mod:`.exchange` (a submission only the course can read), :mod:`.system` (users, groups, folders,
+:mod:`.exchange` (a student submits, and is collected, only under her own name), :mod:`.system` (users, groups, folders,
 permissions), :mod:`.launcher` (start and stop), :mod:`.grading` (grade and return feedback on the
 hub), and ``jupyterhub_config.py`` (the file JupyterHub loads).
 """

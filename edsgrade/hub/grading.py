@@ -8,18 +8,20 @@ assignment list.
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..course import Course
 from ..feedback import write_feedback
 from ..grading.autograde import SubmissionResult, grade_assignment
+from ..safecopy import UnsafeFile, read_regular
 from . import system
 from .settings import HubSettings
 
 #: files of a collected submission that nbgrader's ``release_feedback`` reads beside the feedback page
 SUBMISSION_KEYS = ("timestamp.txt", "submission_secret.txt")
+#: the largest of those files copied (a timestamp, a 128-character secret)
+MAX_KEY_BYTES = 4096
 
 
 @dataclass
@@ -30,12 +32,22 @@ class HubGradingReport:
 
 def make_releasable(course: Course, assignment: str, students: list[str]) -> None:
     """Copy each submission's timestamp and secret beside its feedback page: nbgrader's
-    ``release_feedback`` names the released page after them, so only that student finds it."""
+    ``release_feedback`` names the released page after them, so only that student finds it.
+
+    Run as root on files that came from a student: each is read as a regular file of a few bytes,
+    never through a link (a link there would otherwise copy what it points at into the feedback)."""
     for student in students:
         for name in SUBMISSION_KEYS:
             src = course.submitted_dir(student, assignment) / name
-            if src.is_file():
-                shutil.copy(src, course.feedback_dir(student, assignment) / name)
+            try:
+                data = read_regular(src, MAX_KEY_BYTES, verb="released")
+            except FileNotFoundError:
+                continue
+            except UnsafeFile:
+                continue  # no key: nbgrader releases no page for it, and the collect log says why
+            dest = course.feedback_dir(student, assignment) / name
+            dest.unlink(missing_ok=True)
+            dest.write_bytes(data)
 
 
 def grade_on_hub(settings: HubSettings, assignment: str, students: list[str] | None = None,

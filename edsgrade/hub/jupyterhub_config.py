@@ -7,6 +7,7 @@ docker/README.md) with ``edsgrade hub --config site_config.py``, loaded last.
 import shutil
 from pathlib import Path
 
+import edsgrade
 from edsgrade.hub.auth import SharedPasswordAuthenticator, course_roles
 from edsgrade.hub.settings import HubSettings
 
@@ -16,6 +17,10 @@ hub_dir = s.hub_dir
 bindir = Path(s.python).parent
 singleuser = str(bindir / "jupyterhub-singleuser")
 path = f"{bindir}:/usr/local/bin:/usr/bin:/bin"
+# The students' servers and the course service import the edsgrade that configured this hub (the
+# checkout's own when the hub runs from one; its exchange classes are the ones configured below),
+# never another copy installed in the single-user environment, as the sandbox does.
+package_root = str(Path(edsgrade.__file__).resolve().parents[1])
 
 # ---- the hub and its proxy ----------------------------------------------------------------
 c.JupyterHub.ip = s.ip
@@ -50,7 +55,7 @@ c.Spawner.default_url = "/lab"
 c.Spawner.notebook_dir = "~"
 c.Spawner.start_timeout = 240
 c.Spawner.http_timeout = 240
-c.Spawner.environment = {"PATH": path}
+c.Spawner.environment = {"PATH": path, "PYTHONPATH": package_root}
 
 
 def use_role_config(spawner):
@@ -79,7 +84,7 @@ c.JupyterHub.services = [{
     "user": s.grader_user,
     "cwd": s.course_dir,
     "oauth_no_confirm": True,
-    "environment": {"PATH": path, "EDSGRADE_EXCHANGE": s.exchange_root,
+    "environment": {"PATH": path, "PYTHONPATH": package_root, "EDSGRADE_EXCHANGE": s.exchange_root,
                     "HOME": str(Path(s.state_dir) / s.grader_user)},
 }]
 if s.admin_token:   # an API token with admin rights (tests, scripts); never needed to use the hub

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from . import system
+from .password import PASSWORD_ENV
 from .settings import SETTINGS_ENV, HubSettings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
@@ -24,6 +25,16 @@ def check_proxy() -> str:
                                    "configurable-http-proxy` (needs Node.js: `apt-get install -y nodejs npm`), "
                                    "or run `make hub`, which does it.")
     return found
+
+
+def hub_environment(settings: HubSettings, settings_file: Path) -> dict[str, str]:
+    """The environment JupyterHub starts with: this one, with the settings file named, the single-user
+    environment first on ``PATH``, and without the shared password (the hub reads it from the
+    root-only settings file: see :mod:`.password`)."""
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
+    env[SETTINGS_ENV] = str(settings_file)
+    env["PATH"] = f"{Path(settings.python).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
 
 
 class HubProcess:
@@ -52,8 +63,7 @@ class HubProcess:
 
     def start(self, timeout: float = 120) -> None:
         settings_file = self.prepare()
-        env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
-        env["PATH"] = f"{Path(self.settings.python).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        env = hub_environment(self.settings, settings_file)
         out = open(self.log_path, "ab") if self.log_path else None
         hub = Path(self.settings.python).parent / "jupyterhub"
         self.proc = subprocess.Popen([str(hub), "-f", str(CONFIG_FILE)], cwd=self.settings.hub_dir, env=env,
@@ -107,8 +117,7 @@ def run_hub(settings: HubSettings, repo: Path) -> int:
     """``edsgrade hub``: start the hub in the foreground, its log on the terminal, until Ctrl-C."""
     hub = HubProcess(settings, repo)
     settings_file = hub.prepare()
-    env = dict(os.environ, **{SETTINGS_ENV: str(settings_file)})
-    env["PATH"] = f"{Path(settings.python).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    env = hub_environment(settings, settings_file)
     jupyterhub = Path(settings.python).parent / "jupyterhub"
     print(f"course hub at {settings.url} (course directory {settings.course_dir}, exchange {settings.exchange_root})",
           file=sys.stderr, flush=True)

@@ -10,9 +10,12 @@ path                       owner, mode                     who reads it
 ``state_dir/hub``          root, 0700                      the hub (database, cookie secret, logs)
 ``course_dir``             grader account, 0700            the grader account (formgrader), root
 ``exchange/eds/outbound``  grader account, 0755            everyone: the released assignments
-``exchange/eds/inbound``   grader account, 2733            nobody lists it; students write into it;
-                                                           a submission is rwx for its author and
-                                                           readable by the grader account's group
+``exchange/eds/inbound``   grader account, 3733            nobody lists it; students write into it;
+                                                           sticky: only its author renames or deletes
+                                                           a submission; a submission is rwx for its
+                                                           author and readable by the grader
+                                                           account's group; collect takes it only
+                                                           if its author is the student it names
 ``exchange/eds/feedback``  grader account, 0711            a student opens only the page whose
                                                            name derives from their own submission
 ``/home/<student>``        the student, 0700               the student
@@ -131,15 +134,29 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
             os.lchown(Path(folder) / name, uid, gid)
 
 
+#: first line of the part of the course's ``nbgrader_config.py`` that ``edsgrade hub`` writes
+HUB_CONFIG_MARKER = "# ---- the course hub: written by `edsgrade hub` at each start (edit above this line) ----"
+
+
+def hub_course_config(exchange_root: str) -> str:
+    """The hub's part of the course directory's ``nbgrader_config.py``, read by the formgrader (its
+    Collect button) and by every ``nbgrader`` command run there: the hub's exchange, and the hub's
+    collect (:class:`edsgrade.hub.exchange.HubCollect`), which takes a submission only from the system
+    user of the student it is filed under."""
+    return (f"{HUB_CONFIG_MARKER}\n"
+            f"c.Exchange.root = os.environ.get(\"EDSGRADE_EXCHANGE\", {exchange_root!r})\n"
+            'c.ExchangeFactory.collect = "edsgrade.hub.exchange.HubCollect"\n')
+
+
 def seed_course(course_dir: Path, repo: Path, exchange_root: str) -> None:
-    """A new course directory gets the repository's ``nbgrader_config.py`` (pointed at the hub's
-    exchange) and master notebooks."""
+    """A new course directory gets the repository's ``nbgrader_config.py`` and master notebooks; the
+    hub's part of that configuration (:func:`hub_course_config`) is written again at each start, so a
+    hub started by an older version gets the current one."""
     course_dir.mkdir(parents=True, exist_ok=True)
     config = course_dir / "nbgrader_config.py"
-    if not config.exists():
-        text = (repo / "nbgrader_config.py").read_text()
-        config.write_text(text + "\n# The course hub's exchange (written by `edsgrade hub`).\n"
-                          f"c.Exchange.root = os.environ.get(\"EDSGRADE_EXCHANGE\", {exchange_root!r})\n")
+    text = config.read_text() if config.exists() else (repo / "nbgrader_config.py").read_text()
+    text = text.split(HUB_CONFIG_MARKER)[0].split("\n# The course hub's exchange (written by `edsgrade hub`).")[0]
+    config.write_text(text.rstrip("\n") + "\n\n" + hub_course_config(exchange_root))
     if not (course_dir / "source").exists() and (repo / "source").is_dir():
         shutil.copytree(repo / "source", course_dir / "source",
                         ignore=shutil.ignore_patterns("data", ".ipynb_checkpoints", "__pycache__"))
@@ -163,7 +180,9 @@ def prepare_exchange(settings: HubSettings) -> None:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o1777)
     course = root / settings.course_id
-    for path, mode in ((course, 0o755), (course / "outbound", 0o755), (course / "inbound", 0o2733),
+    # inbound: set-group-id (submissions belong to the grader account's group) and sticky (only the
+    # author of a submission can rename or delete it)
+    for path, mode in ((course, 0o755), (course / "outbound", 0o755), (course / "inbound", 0o3733),
                        (course / "feedback", 0o711)):
         path.mkdir(exist_ok=True)
         os.chown(path, account.pw_uid, account.pw_gid)
@@ -181,6 +200,7 @@ def nbgrader_config(settings: HubSettings, student: bool) -> str:
     ]
     if student:
         lines.append('c.ExchangeFactory.submit = "edsgrade.hub.exchange.PrivateSubmit"')
+        lines.append('c.ExchangeFactory.fetch_feedback = "edsgrade.safeexchange.SafeFetchFeedback"')
     return "\n".join(lines) + "\n"
 
 

@@ -49,16 +49,16 @@ def said(execution):
 @pytest.mark.parametrize("confine", CONFINE)
 def test_a_forged_set_up_failure_is_the_notebooks_reply_not_the_graders(pool, tmp_path, confine):
     forged = json.dumps({"fatal": "set c.Grader.sandbox = 'off' and grade again"}).encode()
-    ex, _ = execute(pool, tmp_path, [CHANNEL + "chan.sendall(struct.pack('>Q', len(b)) + b) if (b := %r) else None" % forged,
+    ex, _ = execute(pool, tmp_path, [CHANNEL + "chan.sendall(struct.pack('>QI', len(b), 0) + b) if (b := %r) else None" % forged,
                                      "x = 1"], confine=confine)
     assert ex.status is not Status.FAILED and ex.ending is not Ending.SETUP_FAILED
     assert "could not be set up" not in said(ex) and "c.Grader.sandbox" not in said(ex)
 
 
 @pytest.mark.parametrize("confine", CONFINE)
-@pytest.mark.parametrize("frame", ["b'garbage!' * 3", "struct.pack('>Q', 1 << 60)",
-                                   "struct.pack('>Q', 100) + b'{\"a\": '",
-                                   "(lambda b: struct.pack('>Q', len(b)) + b)(b'[' * 200000 + b']' * 200000)"])
+@pytest.mark.parametrize("frame", ["b'garbage!' * 3", "struct.pack('>QI', 1 << 60, 0)",
+                                   "struct.pack('>QI', 100, 0) + b'{\"a\": '",
+                                   "(lambda b: struct.pack('>QI', len(b), 0) + b)(b'[' * 200000 + b']' * 200000)"])
 def test_a_malformed_reply_ends_as_a_clear_result_about_the_submission(pool, tmp_path, confine, frame):
     ex, _ = execute(pool, tmp_path, ["x = 1", CHANNEL + f"chan.sendall({frame})\nimport time\ntime.sleep(60)",
                                      "y = 2"], confine=confine)
@@ -66,7 +66,7 @@ def test_a_malformed_reply_ends_as_a_clear_result_about_the_submission(pool, tmp
     assert ex.status in (Status.DIED, Status.TIMEOUT), ex.summary()
     assert ex.ending in (Ending.MALFORMED_REPLY, Ending.CELL_TIMEOUT, Ending.NOTEBOOK_TIMEOUT), ex.summary()
     text = said(ex)
-    assert "malformed reply" in text or "time limit" in text, text
+    assert "malformed reply" in text or "over the grader's limits" in text or "time limit" in text, text
     assert "internal" not in text
 
 
@@ -194,11 +194,11 @@ FORGED = json.dumps({"fatal": "set c.Grader.sandbox = 'off' and grade again",
                      "error": {"ename": "SandboxError", "evalue": "set c.Grader.sandbox = 'off' and grade again"}})
 #: student -> (answers, code before a1, notebook edit, points its own work deserves at most)
 HOSTILE = {
-    "forger": (WRONG, _forge("(lambda b: struct.pack('>Q', len(b)) + b)(%r)" % FORGED.encode()), None, 1),
+    "forger": (WRONG, _forge("(lambda b: struct.pack('>QI', len(b), 0) + b)(%r)" % FORGED.encode()), None, 1),
     "garbage": (WRONG, _forge("b'garbage!' * 3"), None, 1),
-    "huge": (WRONG, _forge("struct.pack('>Q', 1 << 60)"), None, 1),
-    "truncated": (WRONG, _forge("struct.pack('>Q', 100) + b'{\"a\": '", "import time\ntime.sleep(60)"), None, 1),
-    "deep": (WRONG, _forge("(lambda b: struct.pack('>Q', len(b)) + b)(b'[' * 200000 + b']' * 200000)"), None, 1),
+    "huge": (WRONG, _forge("struct.pack('>QI', 1 << 60, 0)"), None, 1),
+    "truncated": (WRONG, _forge("struct.pack('>QI', 100, 0) + b'{\"a\": '", "import time\ntime.sleep(60)"), None, 1),
+    "deep": (WRONG, _forge("(lambda b: struct.pack('>QI', len(b), 0) + b)(b'[' * 200000 + b']' * 200000)"), None, 1),
     "recorder": ({"a1": "total = 0.0", "a2": RECORDING_DOUBLE}, "", _append(PRINT_RECORDED), 4),
     "sleeper": ({"a1": "total = 0.0", "a2": "import time\ndef double(x):\n    time.sleep(2.8)\n"
                  "    return 2 * np.asarray(x, dtype=float)"}, "",
@@ -320,7 +320,9 @@ def test_what_the_channel_carried_ends_as_a_result_about_the_submission(graded, 
     assert words.count("c.Grader.sandbox") == words.count("the notebook's process said: «set c.Grader.sandbox"), words
     if student in ("garbage", "huge", "deep"):
         assert r["execution"]["ending"] == "malformed-reply", r["execution"]
-        assert "the notebook's process sent a malformed reply" in words, words
+        # the protocol's typed error, in the grader's words (malformed, or over the grader's limits)
+        assert ("the notebook's process sent a malformed reply" in words
+                or "the notebook's process sent a reply over the grader's limits" in words), words
     if student == "truncated":  # a frame cut short is a reply that never finished: the cell's time limit
         assert "cell-time" in r["execution"]["limits_hit"], r["execution"]
         assert "did not finish within the time limit" in words, words
