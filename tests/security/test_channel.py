@@ -118,6 +118,36 @@ def test_calls_through_the_proxy_count_against_the_notebooks_time(pool, tmp_path
     assert "notebook-time" in ex.limits_hit
 
 
+@pytest.mark.skipif(not sandbox.can_confine(), reason="the PID namespace, cgroup and seccomp filter need root")
+def test_a_snapshot_stays_in_the_submissions_namespace_and_group_and_is_stricter(pool, tmp_path):
+    """The snapshot is a fork of PID 2: same PID namespace and cgroup, the sandbox's filter plus its own."""
+    probe = ("import os\n"
+             "def _state():\n"
+             "    status = open('/proc/self/status').read().splitlines()\n"
+             "    filters = [int(l.split()[1]) for l in status if l.startswith('Seccomp_filters:')]\n"
+             "    return [os.getpid(), open('/proc/self/cgroup').read(), filters[0] if filters else -1]\n"
+             "def _fork():\n"
+             "    try:\n        kid = os.fork()\n    except OSError as exc:\n        return type(exc).__name__\n"
+             "    if kid == 0:\n        os._exit(0)\n    os.waitpid(kid, 0)\n    return 'forked'\n"
+             "def probe(x):\n    return _state() + [_fork()]\n"
+             "main = _state() + [_fork()]")
+    got = []
+
+    def checkpoint(gid, session):
+        values = proxy_values(session.capture(["main", "probe"]), session)
+        got.append((values["main"], values["probe"](1)))
+        return gid
+
+    ex, _ = execute(pool, tmp_path, [probe], checkpoint, confine=True)
+    assert ex.status is Status.COMPLETED, ex.summary()
+    (pid, group, filters, forked), (spid, sgroup, sfilters, sforked) = got[0]
+    assert pid == 2 and 2 < spid < 100, (pid, spid)  # numbered inside the submission's own PID namespace
+    assert sgroup == group  # the same control group: its memory and processes count with the notebook's
+    assert forked == "forked" and sforked == "PermissionError"  # isolation's filter allows fork; the seal denies it
+    if ex.isolation.get("seccomp"):
+        assert filters >= 1 and sfilters == filters + 1  # the sandbox's filter stays; the seal stacks its own
+
+
 @pytest.mark.parametrize("confine", CONFINE)
 def test_a_function_that_exits_at_a_checkpoint_leaves_the_notebook_running(pool, tmp_path, confine):
     messages = []
