@@ -56,6 +56,18 @@ def test_a_forged_set_up_failure_is_the_notebooks_reply_not_the_graders(pool, tm
 
 
 @pytest.mark.parametrize("confine", CONFINE)
+def test_a_real_set_up_failure_reaches_the_grader_on_the_templates_own_pipe(pool, tmp_path, confine):
+    """A limit the notebook's process cannot set (confined: PID 2, inside its PID namespace) fails its set-up:
+    the grader hears it from the warm template, as the sandbox's failure, and no cell is run."""
+    from edsgrade.grading.sandbox import Limits
+
+    ex, _ = execute(pool, tmp_path, ["print('never run')"], confine=confine, limits=Limits(open_files=1 << 40))
+    assert ex.status is Status.FAILED and ex.ending is Ending.SETUP_FAILED, ex.summary()
+    assert "the sandbox could not be set up" in said(ex) and "setrlimit" in said(ex), said(ex)
+    assert "never run" not in json.dumps([c.outputs for c in ex.notebook.cells])
+
+
+@pytest.mark.parametrize("confine", CONFINE)
 @pytest.mark.parametrize("frame", ["b'garbage!' * 3", "struct.pack('>QI', 1 << 60, 0)",
                                    "struct.pack('>QI', 100, 0) + b'{\"a\": '",
                                    "(lambda b: struct.pack('>QI', len(b), 0) + b)(b'[' * 200000 + b']' * 200000)"])
