@@ -40,7 +40,9 @@ from .master import Delimiters, Master, ref_attributes, is_test_cell, load_maste
 from .plaindata import Unavailable, decode_names, portable
 
 log = logging.getLogger("edsgrade")
-CODEC_SOURCE = (Path(__file__).resolve().parent / "plaindata.py").read_text()
+#: edsgrade's plain-data codec, shipped in the Otter autograder under this module name (stock Otter
+#: imports it from the submission's folder to rebuild ``ref``; no edsgrade install needed there)
+OTTER_CODEC_MODULE = "edsgrade_plaindata"
 OTTER_INIT = ('# Run this cell first: it loads the checks of this assignment (grader.check("q1") etc.).\n'
               'import otter\n'
               'grader = otter.Notebook(tests_dir="tests")')
@@ -226,14 +228,12 @@ def test_file_source(master: Master, grade_id: str, public: bool, ref: dict[str,
         blob = base64.b64encode(zlib.compress(json.dumps(ref).encode())).decode()
         text += (
             "\n\n# Reference values of the master solution, bound to the `ref` parameter of the cases\n"
-            f"_EDSGRADE_REF = {blob!r}\n"
-            f"_EDSGRADE_CODEC = {CODEC_SOURCE!r}\n\n\n"
+            f"_EDSGRADE_REF = {blob!r}\n\n\n"
             "def _edsgrade_bind_ref(namespace):\n"
             "    import inspect, json, zlib, base64\n"
             "    from types import SimpleNamespace\n"
-            "    codec = {'__name__': 'edsgrade_plaindata'}\n"
-            "    exec(_EDSGRADE_CODEC, codec)\n"
-            "    values = codec['decode_names'](json.loads(zlib.decompress(base64.b64decode(_EDSGRADE_REF))))\n"
+            f"    from {OTTER_CODEC_MODULE} import decode_names  # shipped in the autograder zip\n"
+            "    values = decode_names(json.loads(zlib.decompress(base64.b64decode(_EDSGRADE_REF))))\n"
             "    ref = SimpleNamespace(**values)\n"
             "    for case in [v for v in namespace.values() if isinstance(v, test_case)]:\n"
             "        signature = inspect.signature(case.test_func)\n"
@@ -250,7 +250,7 @@ def test_file_source(master: Master, grade_id: str, public: bool, ref: dict[str,
 
 
 def export_otter(master: Master, release: Path, out_dir: Path, refs: dict[str, dict[str, Any]]) -> Path:
-    """Write ``out_dir/autograder.zip`` with ``otter generate`` (full tests, data files)."""
+    """Write ``out_dir/autograder.zip`` with ``otter generate`` (full tests, data files, the codec module)."""
     tests = out_dir / "otter-tests"
     if tests.exists():
         shutil.rmtree(tests)
@@ -259,10 +259,19 @@ def export_otter(master: Master, release: Path, out_dir: Path, refs: dict[str, d
         (tests / f"{q.grade_id}.py").write_text(test_file_source(master, q.grade_id, public=False,
                                                                  ref=refs.get(q.grade_id, {})))
     zip_path = out_dir / "autograder.zip"
-    files = [p.name for p in sorted(release.iterdir()) if p.name not in ("tests",) and p.suffix != ".ipynb"]
+    # the support files: the release's (data...) and the codec module, gathered in one folder
+    support = out_dir / "otter-files"
+    if support.exists():
+        shutil.rmtree(support)
+    support.mkdir()
+    for item in sorted(release.iterdir()):
+        if item.name != "tests" and item.suffix != ".ipynb":
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, support / item.name)
+    shutil.copy2(Path(__file__).resolve().parent / "plaindata.py", support / f"{OTTER_CODEC_MODULE}.py")
+    files = sorted(p.name for p in support.iterdir())
     cmd = [sys.executable, "-m", "otter", "generate", "--tests-dir", str(tests), "--output-path",
            str(zip_path), "--no-config", "--no-requirements", "--no-environment", *files]
-    done = subprocess.run(cmd, cwd=release, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=support, capture_output=True, text=True)
     if done.returncode != 0:
         raise BuildError(f"otter generate failed for {master.assignment}: {done.stderr.strip()[-2000:]}")
     return zip_path
