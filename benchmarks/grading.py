@@ -145,7 +145,9 @@ def edsgrade_scores(root: Path, assignment: str) -> tuple[dict[str, float], dict
     for path in sorted((root / "autograded").glob(f"*/{assignment}/result.json")):
         data = json.loads(path.read_text())
         scores[data["student"]] = data["score"]
-        cells[data["student"]] = data["execution"].get("seconds", 0.0)
+        execution = data["execution"]
+        # the notebook's own cells (captures and the judge's calls through proxies are the grader's work)
+        cells[data["student"]] = execution.get("cell_seconds", execution.get("seconds", 0.0))
         overhead[data["student"]] = data["seconds"] - cells[data["student"]]
     return scores, cells, overhead
 

@@ -115,6 +115,7 @@ class Execution:
     signal: int | None = None  # when the process died of a signal
     limits_hit: list[str] = field(default_factory=list)  # cell-time, notebook-time, memory, cpu-time, ...
     seconds: float = 0.0  # wall time spent in the student's code: cells, captures and calls through proxies
+    cell_seconds: float = 0.0  # of which running the notebook's own cells (what benchmarks call its own time)
     output_bytes: int = 0  # size (JSON) of the outputs kept in the notebook so far
     sandboxed: bool = True
     isolation: dict[str, Any] = field(default_factory=dict)  # what confined this run (see SandboxExecutor)
@@ -134,7 +135,8 @@ class Execution:
 
     def summary(self) -> dict[str, Any]:
         return {"status": self.status.value, "ending": self.ending.value, "exit_code": self.exit_code,
-                "signal": self.signal, "seconds": round(self.seconds, 2), "limits_hit": self.limits_hit,
+                "signal": self.signal, "seconds": round(self.seconds, 2),
+                "cell_seconds": round(self.cell_seconds, 3), "limits_hit": self.limits_hit,
                 "sandboxed": self.sandboxed, "snapshots": self.snapshots,
                 "snapshot_seconds": round(self.snapshot_seconds, 4), "problems": [asdict(p) for p in self.problems],
                 "isolation": self.isolation, "resources": self.resources}
@@ -722,7 +724,9 @@ class SandboxExecutor:
                 try:
                     self._run_cell(session, cell, index, min(self.cell_timeout, remaining), result)
                 finally:
-                    result.seconds += time.monotonic() - started
+                    spent = time.monotonic() - started
+                    result.seconds += spent
+                    result.cell_seconds += spent
             if not session.alive:
                 stopped = True
 
