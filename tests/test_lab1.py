@@ -20,7 +20,6 @@ import pytest
 from nbclient import NotebookClient
 
 from edsgrade.cohort import answer_cells, solution_of
-from edsgrade.leakcheck import find_leaks
 from edsgrade.report import write_csv
 from labkit import replaced, run_lab, scores
 
