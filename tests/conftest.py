@@ -112,7 +112,7 @@ TESTS = Path(__file__).resolve().parent
 HEAVY_MARKERS = ("slow", "root", "hub", "browser")
 # what puts a module's tests in the sandbox: the build (the master's reference run), grading, the demos,
 # the hostile-submission arena and the lab kit
-_SANDBOX_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:edsgrade\.(?:build|demo|examdemo|hub\.grading|grading\.(?:"
+_SANDBOX_IMPORT = re.compile(r"^[ \t]*(?:from|import)\s+(?:edsgrade\.(?:build|demo|examdemo|hub\.grading|grading\.(?:"
                              r"autograde|engine|executor|pool|backends|template|runner|variants))|arena|labkit|hubclient)"
                              r"\b", re.MULTILINE)
 _HUB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:edsgrade\.hub\.launcher|hubclient)\b", re.MULTILINE)
@@ -138,7 +138,10 @@ def markers_for(item: pytest.Item) -> set[str]:
     defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
     used = [_source(getattr(item, "function", None))] + [_source(d.func) for ds in defs.values() for d in ds]
     marks: set[str] = set()
-    if TESTS / "security" in path.parents or _SANDBOX_IMPORT.search(module) or fixtures & _SANDBOX_FIXTURES:
+    top_level = "\n".join(line for line in module.splitlines() if not line[:1].isspace())
+    sandbox = [top_level] + used  # a module's own imports, or those inside the test and its fixtures
+    if TESTS / "security" in path.parents or any(_SANDBOX_IMPORT.search(t) for t in sandbox) \
+            or fixtures & _SANDBOX_FIXTURES:
         marks.add("root")
     if _HUB_IMPORT.search(module) or "hub" in fixtures:
         marks |= {"hub", "root", "slow"}
