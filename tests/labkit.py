@@ -40,19 +40,30 @@ class LabBuilds:
         self.root = new_course(root)
         self.course = Course(self.root)
         self.reports: dict[str, BuildReport] = {}
+        self.failures: dict[str, BaseException] = {}
 
     def ensure(self, assignments: Iterable[str]) -> None:
-        """Build those of ``assignments`` not built yet in this session (masters copied from the repository)."""
+        """Build those of ``assignments`` not built yet in this session (masters copied from the repository).
+
+        A build that failed is not tried again in the session: every later test that needs it gets
+        a ``RuntimeError`` chained to the first failure (one slow failing build, not one per test).
+        """
         for name in assignments:
             if name in self.reports:
                 continue
+            if name in self.failures:
+                raise RuntimeError(f"{name} failed to build earlier in this session") from self.failures[name]
             dest = self.root / "source" / name
             shutil.rmtree(dest, ignore_errors=True)  # a build that failed earlier in the session starts afresh
             dest.mkdir(parents=True)
             for item in (REPO / "source" / name).iterdir():
                 if item.is_file():
                     shutil.copy(item, dest / item.name)
-            self.reports[name] = build(self.course, name)
+            try:
+                self.reports[name] = build(self.course, name)
+            except Exception as exc:
+                self.failures[name] = exc
+                raise
 
     def course_copy(self, dest: Path, assignments: Iterable[str]) -> Course:
         """A new course directory at ``dest`` holding the built ``assignments`` only (built first if needed)."""
