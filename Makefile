@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo exam-demo test clean-course hub hub-deps hub-env test-deps
+.PHONY: install demo exam-demo test test-fast clean-course hub hub-deps hub-env test-deps
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ exam-demo: install
 
 test: install test-deps hub-env
 	$(BIN)/python -m pytest
+
+# The unit tests only (no sandbox, no lab build, no hub, no browser): under two minutes.
+test-fast: install
+	$(BIN)/python -m pytest -m unit
 
 # ---- the course hub (README: "The course hub") -------------------------------------------------
 # System packages the hub needs: configurable-http-proxy (npm). Quick when already installed.

@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     total = 0.0
     for assignment in args.assignments or DEMO_ASSIGNMENTS:
         report = run_demo(course, assignment, cell_timeout=args.cell_timeout, echo=echo,
-                          progress=not args.quiet)
+                          progress=not args.quiet, rebuild=not args.reuse_build)
         _print_results(course, report.assignment, report.results)
         console.print(f"feedback for each student: {course.root / 'feedback'}/<student>/{report.assignment}/")
         for p in report.feedback[:3]:
@@ -325,6 +325,8 @@ def parser() -> argparse.ArgumentParser:
     d = command("demo", cmd_demo, "run the whole pipeline on the labs with a simulated cohort", assignment=False)
     d.add_argument("assignments", nargs="*", metavar="assignment", help="labs to run (default: every lab of the demo)")
     d.add_argument("--cell-timeout", type=int, default=20, help="seconds per cell for the demo (default 20)")
+    d.add_argument("--reuse-build", action="store_true",
+                   help="do not build again a lab already built from its current master (default: build every lab)")
     ed = command("exam-demo", cmd_exam_demo, "a whole exam day on exam-hackathon with a simulated class of 11 "
                  "(open, hand in, close, grade, rubric, feedback, final grades)", assignment=False)
     ed.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell for the demo (default 60)")

@@ -3,6 +3,14 @@
 Used by ``edsgrade demo`` and the tests. Each profile is a typical submission: the full solution,
 a partial one, the untouched release, code that raises, a cell that never returns, an edited test
 cell, deleted test cells, and a file that is not a notebook at all.
+
+The answer-filling helpers, one meaning each (the tests use these, never their own):
+
+- :func:`solution_text`: a whole master answer cell as a student who solved it writes it;
+- :func:`solution_of`: only the code of a master cell's solution region;
+- :func:`answer`: the release with the master's answers filled in (all questions, or some);
+- :func:`with_answers`: a notebook whose solution regions of some cells hold other code (a student's
+  own approach, or a typical mistake), the rest of each cell kept as released.
 """
 from __future__ import annotations
 
@@ -35,6 +43,53 @@ def answer_cells(master: Master) -> dict[str, list[str]]:
 def solution_text(cell: nbformat.NotebookNode) -> str:
     """A master solution cell as a student who solved it would write it (markers removed)."""
     return "\n".join(l for l in cell.source.splitlines() if l.strip() not in (SOLUTION_BEGIN, SOLUTION_END))
+
+
+def _region(lines: list[str], grade_id: str | None) -> tuple[int, int]:
+    """The line indices of the (first) ``### BEGIN SOLUTION`` and of the ``### END SOLUTION`` after it."""
+    begin = next((i for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN), None)
+    end = next((i for i, line in enumerate(lines) if line.strip() == SOLUTION_END and begin is not None and i > begin),
+               None)
+    if begin is None or end is None:
+        raise ValueError(f"answer cell {grade_id!r} of the master has no {SOLUTION_BEGIN} ... {SOLUTION_END} region")
+    return begin, end
+
+
+def master_cell(master: Master, grade_id: str) -> nbformat.NotebookNode:
+    """The master's cell whose nbgrader ``grade_id`` is ``grade_id`` (a ``KeyError`` names the known ids)."""
+    for cell in master.notebook.cells:
+        if _gid(cell) == grade_id:
+            return cell
+    known = ", ".join(g for g in (_gid(c) for c in master.notebook.cells) if g)
+    raise KeyError(f"{master.path.name} has no cell with grade_id {grade_id!r}; known: {known}")
+
+
+def solution_of(master: Master, grade_id: str) -> str:
+    """The code inside the solution region of the master's answer cell ``grade_id`` (markers excluded)."""
+    lines = master_cell(master, grade_id).source.splitlines()
+    begin, end = _region(lines, grade_id)
+    return "\n".join(lines[begin + 1: end])
+
+
+def with_answers(nb: nbformat.NotebookNode, master: Master, code: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose answer cells named in ``code`` (grade id -> code) hold that code.
+
+    The code replaces the *solution region* of the master's cell (what nbgrader replaces by
+    "YOUR CODE HERE" in the release); the lines before and after the region stay as released, as
+    they would in a student's notebook. Leading/trailing blank lines of the code are dropped, its
+    indentation is kept (a region inside a function body takes indented code).
+    """
+    out = copy.deepcopy(nb)
+    missing = set(code) - {_gid(c) for c in out.cells}
+    if missing:
+        raise KeyError(f"no answer cell {', '.join(sorted(missing))} in the notebook")
+    for cell in out.cells:
+        gid = _gid(cell)
+        if gid in code:
+            lines = master_cell(master, gid).source.splitlines()
+            begin, end = _region(lines, gid)
+            cell.source = "\n".join(lines[:begin] + code[gid].strip("\n").splitlines() + lines[end + 1:])
+    return out
 
 
 def answer(release: nbformat.NotebookNode, master: Master, questions: Iterable[str] | None = None,

@@ -2,6 +2,11 @@
 
 build -> release -> each student fetches, answers (see :mod:`edsgrade.cohort`) and submits ->
 collect -> grade -> feedback -> score table. Running it again starts the cohort afresh.
+
+``rebuild=False`` (``edsgrade demo --reuse-build``) starts from the lab's current build when there is
+one (its release notebook and reference values, written from the master as it is now): the rest of
+the pipeline is the same. The test suite uses it so that the demo does not build again the labs that
+the session's lab tests built already.
 """
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import exchange
-from .build import build
+from .build import BuildReport, build, load_reference
 from .cohort import PROFILES, write_submission
-from .course import Course
+from .course import Course, CourseError
 from .feedback import write_feedback
 from .grading.autograde import SubmissionResult, grade_assignment
 from .master import load_master
@@ -35,14 +40,40 @@ class DemoReport:
     seconds: float
 
 
+def is_built(course: Course, assignment: str) -> bool:
+    """Whether ``assignment`` has a release and reference values built from its master as it is now.
+
+    It does not see changes to the package's own code (a dataset generator, say): build again after those.
+    """
+    master = load_master(course.master_path(assignment))
+    if not (course.release_dir(assignment) / master.path.name).is_file():
+        return False
+    try:
+        load_reference(course, master)  # refuses values built from another version of the master
+    except CourseError:
+        return False
+    return True
+
+
 def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = None,
-             *, cell_timeout: int = 20, echo: Callable[[str], Any] = print, progress: bool = True) -> DemoReport:
-    """Run the pipeline on ``assignment`` for ``cohort`` (student -> profile) and return what it produced."""
+             *, cell_timeout: int = 20, echo: Callable[[str], Any] = print, progress: bool = True,
+             rebuild: bool = True) -> DemoReport:
+    """Run the pipeline on ``assignment`` for ``cohort`` (student -> profile) and return what it produced.
+
+    Parameters
+    ----------
+    rebuild:
+        ``True`` (``make demo``): build the lab first. ``False``: reuse its current build when
+        :func:`is_built` says it is up to date with the master, and build it otherwise.
+    """
     start = time.monotonic()
     cohort = cohort or COHORT
-    report = build(course, assignment, echo=echo)
-    echo(f"built {assignment}: {report.questions} autograded questions ({report.auto_points:g} points), "
-         f"{report.manual_points:g} points graded by hand, Otter export {report.autograder_zip}")
+    if rebuild or not is_built(course, assignment):
+        report: BuildReport = build(course, assignment, echo=echo)
+        echo(f"built {assignment}: {report.questions} autograded questions ({report.auto_points:g} points), "
+             f"{report.manual_points:g} points graded by hand, Otter export {report.autograder_zip}")
+    else:
+        echo(f"{assignment} is built from its current master: reusing that build")
     exchange.release(course, assignment)
     echo(f"released {assignment} to the exchange {course.exchange_root}")
     master = load_master(course.master_path(assignment))

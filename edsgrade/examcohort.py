@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import nbformat
 
-from .cohort import answer
-from .master import SOLUTION_BEGIN, SOLUTION_END, Master
+from .cohort import answer, solution_of, with_answers  # the one answer-filling helper of the simulated class
+from .master import Master
 
 #: the exam this class sits
 EXAM = "exam-hackathon"
@@ -124,26 +124,6 @@ class Candidate:
     marks: tuple[float, float, float, float, float]  # rubric points, in the order of RUBRIC
     comment: str  # the grader's comment on critical thinking (others get a generic one)
     minutes_after_deadline: float = -30.0  # when the notebook was handed in (negative: before)
-
-
-def _cell(master: Master, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def solution_of(master: Master, grade_id: str) -> str:
-    """The code between the solution markers of the master's answer cell ``grade_id``."""
-    source = _cell(master, grade_id).source
-    return source[source.index(SOLUTION_BEGIN) + len(SOLUTION_BEGIN): source.index(SOLUTION_END)].strip("\n")
-
-
-def with_answers(nb: nbformat.NotebookNode, master: Master, code: dict[str, str]) -> nbformat.NotebookNode:
-    """``nb`` with the solution regions of the answer cells in ``code`` replaced by that code."""
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            source = _cell(master, gid).source
-            cell.source = source.split(SOLUTION_BEGIN)[0] + code[gid].strip("\n") + source.split(SOLUTION_END)[1]
-    return nb
 
 
 def _answers(master: Master) -> dict[str, dict[str, str]]:

@@ -1,6 +1,11 @@
-"""Shared fixtures: throw-away course directories (never the repository's own)."""
+"""Shared fixtures: throw-away course directories (never the repository's own), the session's lab builds,
+and the markers every test gets from what it uses (``pytest -m unit``, ``make test-fast``).
+"""
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +82,81 @@ def toy_course(tmp_path: Path) -> Path:
     (root / "source" / "toy").mkdir(parents=True)
     nbformat.write(toy_master(), root / "source" / "toy" / "toy.ipynb")
     return root
+
+
+# --- the session's lab builds, shared by the lab tests, the common lab test and the demo test ------------
+
+@pytest.fixture(scope="session")
+def lab_builds(tmp_path_factory):
+    """Every lab built at most once per session (see ``labkit.LabBuilds``); tests get copies."""
+    from labkit import LabBuilds
+
+    return LabBuilds(tmp_path_factory.mktemp("built-labs"))
+
+
+@pytest.fixture(scope="session")
+def demo_run(lab_builds, tmp_path_factory):
+    """``edsgrade demo --reuse-build`` once per session on a course whose labs the session built already."""
+    from labkit import run_demo_cli
+
+    return run_demo_cli(lab_builds, tmp_path_factory.mktemp("demo") / "course")
+
+
+# --- markers --------------------------------------------------------------------------------------------
+# Registered in pyproject.toml; given here from what a test uses, so that new test files get them without
+# naming them: root (the grading sandbox or system users: needs root), hub (a JupyterHub), browser
+# (Chromium through Playwright), slow (builds or grades whole labs, the demo, the exam, the hub), and
+# unit for every test that is none of those (``make test-fast``).
+
+TESTS = Path(__file__).resolve().parent
+HEAVY_MARKERS = ("slow", "root", "hub", "browser")
+# what puts a module's tests in the sandbox: the build (the master's reference run), grading, the demos,
+# the hostile-submission arena and the lab kit
+_SANDBOX_IMPORT = re.compile(r"^[ \t]*(?:from|import)\s+(?:edsgrade\.(?:build|demo|examdemo|hub\.grading|grading\.(?:"
+                             r"autograde|engine|executor|pool|backends|template|runner|variants))|arena|labkit|hubclient)"
+                             r"\b", re.MULTILINE)
+_HUB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:edsgrade\.hub\.launcher|hubclient)\b", re.MULTILINE)
+_BROWSER_IMPORT = re.compile(r"^\s*(?:from|import)\s+playwright\b", re.MULTILINE)
+_SANDBOX_FIXTURES = {"toy_course", "lab_builds", "demo_run"}
+_SLOW_FIXTURES = {"lab_builds", "demo_run"}
+_SLOW_MODULE = re.compile(r"^test_(?:lab\d|labs_|demo|exam|hub|grading_runs)")
+
+
+@functools.lru_cache(maxsize=None)
+def _source(obj) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def markers_for(item: pytest.Item) -> set[str]:
+    """The heavy markers ``item`` gets from its folder, its module's imports and the fixtures it uses."""
+    path = Path(str(item.fspath)).resolve()
+    module = _source(item.module) if getattr(item, "module", None) else ""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    used = [_source(getattr(item, "function", None))] + [_source(d.func) for ds in defs.values() for d in ds]
+    marks: set[str] = set()
+    top_level = "\n".join(line for line in module.splitlines() if not line[:1].isspace())
+    sandbox = [top_level] + used  # a module's own imports, or those inside the test and its fixtures
+    if TESTS / "security" in path.parents or any(_SANDBOX_IMPORT.search(t) for t in sandbox) \
+            or fixtures & _SANDBOX_FIXTURES:
+        marks.add("root")
+    if _HUB_IMPORT.search(module) or "hub" in fixtures:
+        marks |= {"hub", "root", "slow"}
+    if any(_BROWSER_IMPORT.search(text) for text in used):
+        marks |= {"browser", "slow"}
+    if _SLOW_MODULE.match(path.name) or fixtures & _SLOW_FIXTURES:
+        marks.add("slow")
+    return marks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        own = {m.name for m in item.iter_markers()}
+        marks = markers_for(item) | (own & set(HEAVY_MARKERS))
+        for name in sorted(marks - own):
+            item.add_marker(name)
+        if not marks and "unit" not in own:
+            item.add_marker("unit")

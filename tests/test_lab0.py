@@ -1,7 +1,8 @@
 """lab0-python (the self-evaluation lab) end to end: build, release without leaks, instant checks, grading.
 
-One course is built per module; every submission (the solution, the untouched release, two other
-correct solutions and two typical wrong ones) is graded in a single ``grade_assignment`` call.
+One course per module (``labkit.run_lab`` on the session's build); every submission (two other
+correct solutions and two typical wrong ones) is graded in a single ``grade_assignment`` call. What
+every lab shares (solution full, release 0, no leak, small data) is in ``test_labs_common.py``.
 """
 from __future__ import annotations
 
@@ -13,15 +14,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import new_course
-from edsgrade import exchange
-from edsgrade.build import build
-from edsgrade.cohort import answer, write_submission
-from edsgrade.course import Course
-from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
-from edsgrade.leakcheck import find_leaks
-from edsgrade.master import SOLUTION_BEGIN, SOLUTION_END, load_master
+from edsgrade.cohort import answer, solution_of
+from labkit import lost, replaced, run_lab, scores
 
 A = "lab0-python"
 
@@ -154,21 +148,6 @@ ax_scatter.legend()
 '''
 
 
-def _master_cell(master, grade_id: str) -> nbformat.NotebookNode:
-    return next(c for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def solution_of(master, grade_id: str) -> str:
-    """The code of the solution region of a master answer cell."""
-    source = _master_cell(master, grade_id).source
-    return source[source.index(SOLUTION_BEGIN) + len(SOLUTION_BEGIN): source.index(SOLUTION_END)].strip("\n")
-
-
-def replaced(text: str, old: str, new: str) -> str:
-    assert old in text, f"the master's answer changed: update this test's mistake ({old!r} not found)"
-    return text.replace(old, new)
-
-
 def wrong_answers(master) -> dict[str, dict[str, str]]:
     """Typical mistakes, made from the master's own answers."""
     # operator precedence: 10 ** 1.5 * mw + 9.1; standardising with the mean and std of the whole array
@@ -180,50 +159,14 @@ def wrong_answers(master) -> dict[str, dict[str, str]]:
     return {"wrong-numpy": {"a2": precedence, "a4": no_axis}, "wrong-select": {"a8": either, "a9": SWAPPED_SCATTER}}
 
 
-def with_answers(nb: nbformat.NotebookNode, master, code: dict[str, str]) -> nbformat.NotebookNode:
-    """``nb`` with the solution regions of the answer cells in ``code`` replaced (the rest of the cell kept)."""
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            source = _master_cell(master, gid).source
-            before, after = source.split(SOLUTION_BEGIN)[0], source.split(SOLUTION_END)[1]
-            cell.source = before.rstrip(" ") + code[gid].strip("\n") + "\n" + after.lstrip("\n")
-    return nb
-
-
 @pytest.fixture(scope="module")
-def lab0(tmp_path_factory) -> SimpleNamespace:
-    root = new_course(tmp_path_factory.mktemp("lab0"), (A,))
-    course = Course(root)
-    report = build(course, A)
-    exchange.release(course, A)
-    master = load_master(course.master_path(A))
-    release_nb = course.release_dir(A) / f"{A}.ipynb"
-    for student in ("full", "blank"):
-        folder = exchange.fetch(course, A, student)
-        write_submission(student, release_nb, master, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    for student, code in {**ALTERNATIVES, **wrong_answers(master)}.items():
-        folder = exchange.fetch(course, A, student)
-        nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), master, code)
-        nbformat.write(nb, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    exchange.collect(course, A)
-    results = {r.student: r for r in grade_assignment(course, A, cell_timeout=30, progress=False)}
-    write_feedback(course, A)
-    return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
-
-
-def scores(result) -> dict[str, float]:
-    return {q.grade_id: q.points for q in result.questions}
-
-
-def lost(result) -> dict[str, list[str]]:
-    return {q.grade_id: [f"{c.name}: {c.message}" for c in q.cases if not c.passed] for q in result.questions
-            if q.points < q.max_points}
+def lab0(lab_builds, tmp_path_factory) -> SimpleNamespace:
+    return run_lab(lab_builds, tmp_path_factory.mktemp("lab0"), A,
+                   answers=lambda course, master: {**ALTERNATIVES, **wrong_answers(master)}, cell_timeout=30)
 
 
 def test_the_master_is_short_fast_and_weighs_nothing(lab0):
+    # (the solution gets every point and the release none: test_labs_common.py)
     assert lab0.report.master_seconds < 20
     assert lab0.report.questions == 10 and lab0.master.max_auto == 20
     assert lab0.master.manual == []
@@ -231,11 +174,6 @@ def test_the_master_is_short_fast_and_weighs_nothing(lab0):
     # a self-evaluation: most points come from the checks students run themselves
     public = sum(c.points for q in lab0.master.questions for c in q.cases if not c.hidden)
     assert public / lab0.master.max_auto >= 0.7
-
-
-def test_solution_gets_every_point_and_blank_release_none(lab0):
-    assert lab0.results["full"].score == lab0.master.max_auto, lost(lab0.results["full"])
-    assert lab0.results["blank"].score == 0
 
 
 @pytest.mark.parametrize("student", sorted(ALTERNATIVES))
@@ -264,17 +202,13 @@ def test_selection_and_plot_mistakes_lose_the_right_points(lab0):
     assert "petal length" in failed["scatter_axes_are_labelled"]
 
 
-def test_no_solution_or_hidden_test_anywhere_in_the_release(lab0):
+def test_the_release_keeps_the_function_header_and_drops_the_weight(lab0):
+    # (no solution or hidden line in any lab's release: test_labs_common.py)
     release = lab0.course.release_dir(A)
-    assert find_leaks(release, lab0.master.secret_lines()) == []
-    hidden_names = {c.name for q in lab0.master.questions for c in q.cases if c.hidden}
     everything = "\n".join(p.read_text(errors="replace") for p in release.rglob("*") if p.is_file())
-    assert not [n for n in hidden_names if n in everything]
     assert "def seismic_moment" in everything and "10.0 ** (1.5" not in everything
     released = nbformat.read(release / f"{A}.ipynb", as_version=4)
     assert "weight" not in released.metadata.get("edsgrade", {})
-    fetched = lab0.root / "students" / "blank" / A
-    assert find_leaks(fetched, lab0.master.secret_lines()) == []
 
 
 def test_instant_checks_work_in_the_student_notebook(lab0, tmp_path):

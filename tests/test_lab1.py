@@ -1,7 +1,9 @@
 """lab1-calibration through the whole pipeline, with a cohort of typical submissions.
 
-One module-scoped course: build, release, every student fetches, answers and submits through the
-local exchange, collect, grade, feedback. The tests then check what each party relies on.
+One module-scoped course (``labkit.run_lab`` on the session's build): release, every student
+fetches, answers and submits through the local exchange, collect, grade, feedback. The tests then
+check what each party relies on; the invariants every lab shares (solution full, release 0, no leak,
+small data, the demo cohort's order) are in ``test_labs_common.py``.
 """
 from __future__ import annotations
 
@@ -17,16 +19,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import new_course
-from edsgrade import exchange
-from edsgrade.build import build
-from edsgrade.cohort import answer, answer_cells, solution_text, write_submission
-from edsgrade.course import Course
-from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
-from edsgrade.leakcheck import find_leaks
-from edsgrade.master import load_master
+from edsgrade.cohort import answer_cells, solution_of
 from edsgrade.report import write_csv
+from labkit import replaced, run_lab, scores
 
 A = "lab1-calibration"
 COHORT = {"full": "full", "partial": "partial", "blank": "blank", "raises": "raises", "loops": "never-finishes",
@@ -55,64 +50,25 @@ WRONG = {
 }
 
 
-def with_answers(nb: nbformat.NotebookNode, code: dict[str, str]) -> nbformat.NotebookNode:
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            cell.source = code[gid]
-    return nb
-
-
-def solution_of(master, grade_id: str) -> str:
-    return solution_text(next(c for c in master.notebook.cells
-                              if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id))
-
-
 def leaky_a9(master) -> str:
-    text = solution_of(master, "a9")
-    leaked = text.replace('LinearRegression().fit(train[["turbidity"]], train["ssc"])',
-                          'LinearRegression().fit(calib[["turbidity"]], calib["ssc"])')
-    assert leaked != text, "the master's answer a9 changed: update this test's leak"
-    return leaked
+    return replaced(solution_of(master, "a9"), 'LinearRegression().fit(train[["turbidity"]], train["ssc"])',
+                    'LinearRegression().fit(calib[["turbidity"]], calib["ssc"])')
+
+
+def own_answers(course, master) -> dict[str, dict[str, str]]:
+    as_list = solution_of(master, "a5") + "\nransac_inlier_mask = [bool(v) for v in ransac_inlier_mask]  # a list"
+    return {"alternative": {**ALTERNATIVE, "a5": as_list}, "wrong": {**WRONG, "a9": leaky_a9(master)}}
 
 
 @pytest.fixture(scope="module")
-def lab1(tmp_path_factory) -> SimpleNamespace:
-    root = new_course(tmp_path_factory.mktemp("lab1"), (A,))
-    course = Course(root)
-    report = build(course, A)
-    exchange.release(course, A)
-    master = load_master(course.master_path(A))
-    release_nb = course.release_dir(A) / f"{A}.ipynb"
-    for student, profile in COHORT.items():
-        folder = exchange.fetch(course, A, student)
-        write_submission(profile, release_nb, master, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    as_list = solution_of(master, "a5") + "\nransac_inlier_mask = [bool(v) for v in ransac_inlier_mask]  # a list"
-    extra = {"alternative": {**ALTERNATIVE, "a5": as_list}, "wrong": {**WRONG, "a9": leaky_a9(master)}}
-    for student, code in extra.items():
-        folder = exchange.fetch(course, A, student)
-        nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), code)
-        nbformat.write(nb, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    exchange.collect(course, A)
-    results = {r.student: r for r in grade_assignment(course, A, cell_timeout=15, progress=False)}
-    write_feedback(course, A)
-    return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
-
-
-def scores(result) -> dict[str, float]:
-    return {q.grade_id: q.points for q in result.questions}
+def lab1(lab_builds, tmp_path_factory) -> SimpleNamespace:
+    return run_lab(lab_builds, tmp_path_factory.mktemp("lab1"), A, profiles=COHORT, answers=own_answers, cell_timeout=15)
 
 
 def test_the_master_runs_top_to_bottom_within_a_minute(lab1):
     assert lab1.report.master_seconds < 60
     assert lab1.report.questions >= 8
-
-
-def test_solution_gets_every_point_and_blank_release_none(lab1):
-    assert lab1.results["full"].score == lab1.master.max_auto == 23
-    assert lab1.results["blank"].score == 0
+    assert lab1.master.max_auto == 23  # the solution gets them all: test_labs_common.py
 
 
 def test_partial_answer_gets_exactly_the_points_of_its_questions(lab1):
@@ -175,17 +131,6 @@ def test_gradebook_csv_and_nbgrader_export_agree(lab1, tmp_path):
     assert set(exported) == set(table)
     for student, row in exported.items():
         assert float(row["score"]) == float(table[student]["total"]) == lab1.results[student].score
-
-
-def test_no_solution_or_hidden_test_line_anywhere_in_the_release(lab1):
-    release = lab1.course.release_dir(A)
-    assert find_leaks(release, lab1.master.secret_lines()) == []
-    hidden_names = {c.name for q in lab1.master.questions for c in q.cases if c.hidden}
-    everything = "\n".join(p.read_text(errors="replace") for p in release.rglob("*") if p.is_file())
-    assert not [n for n in hidden_names if n in everything]
-    # nor in what a student fetched
-    fetched = lab1.root / "students" / "blank" / A
-    assert find_leaks(fetched, lab1.master.secret_lines()) == []
 
 
 def test_stock_otter_run_gives_the_same_scores(lab1, tmp_path):

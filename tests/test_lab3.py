@@ -1,8 +1,8 @@
 """lab3-location through the whole pipeline: build, release, submissions, grading, feedback.
 
-One module-scoped course, every submission graded in a single ``grade_assignment`` call, each on a
-hidden draw of the data (the master's ``variants``). The cohort: the full solution, the untouched
-release, two alternative correct solutions (own STA/LTA and loops everywhere; ObsPy's recursive
+One module-scoped course (``labkit.run_lab`` on the session's build), every submission graded in a
+single ``grade_assignment`` call, each on a hidden draw of the data (the master's ``variants``). The
+cohort (the solution and the release are graded in ``test_labs_common.py``): two alternative correct solutions (own STA/LTA and loops everywhere; ObsPy's recursive
 STA/LTA and ``locations2degrees``), three typical mistakes (distances in metres, sigma not squared in
 the Gaussian, degrees fed to ``np.sin``) and picks typed by hand from the released data.
 
@@ -13,19 +13,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import nbformat
 import pytest
 
-from conftest import new_course
-from edsgrade import exchange
-from edsgrade.build import build, load_reference
-from edsgrade.cohort import answer, write_submission
+from edsgrade.build import load_reference
+from edsgrade.cohort import solution_of
 from edsgrade.course import Course
-from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
-from edsgrade.leakcheck import find_leaks
-from edsgrade.master import SOLUTION_BEGIN, SOLUTION_END, load_master
 from edsgrade.plaindata import decode_names
+from labkit import replaced, run_lab, scores
 
 A = "lab3-location"
 
@@ -184,68 +178,27 @@ WRONG_SIGMA = "sigma**2"  # replaced by `sigma` in the master's a5: the square o
 WRONG_RADIANS = 'np.radians(np.asarray(sta_lon, dtype=float)) - np.radians(lon)'  # -> degrees in np.sin
 
 
-def master_cell(master, grade_id: str) -> str:
-    return next(c.source for c in master.notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def with_answers(nb: nbformat.NotebookNode, master, code: dict[str, str]) -> nbformat.NotebookNode:
-    """``nb`` with the solution region of the answer cells in ``code`` replaced by a student's code."""
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in code:
-            source = master_cell(master, gid)
-            head, rest = source.split(SOLUTION_BEGIN)
-            tail = rest.split(SOLUTION_END)[1]
-            cell.source = head + code[gid].strip() + tail
-    return nb
-
-
-def replaced(master, grade_id: str, old: str, new: str) -> str:
-    text = master_cell(master, grade_id).split(SOLUTION_BEGIN)[1].split(SOLUTION_END)[0]
-    assert old in text, f"the master's answer {grade_id} changed: update this test's mistake"
-    return text.replace(old, new)
-
-
 def hard_coded_picks(course: Course, master) -> str:
     """Answer a3 as a student who typed the picks they read on the released data."""
     picks = decode_names(load_reference(course, master)["q3"])["picks"]
     return "picks = pd.Series(" + repr({k: round(float(v), 2) for k, v in picks.items()}) + ")"
 
 
-@pytest.fixture(scope="module")
-def lab3(tmp_path_factory) -> SimpleNamespace:
-    root = new_course(tmp_path_factory.mktemp("lab3"), (A,))
-    course = Course(root)
-    report = build(course, A)
-    exchange.release(course, A)
-    master = load_master(course.master_path(A))
-    release_nb = course.release_dir(A) / f"{A}.ipynb"
-    for student in ("full", "blank"):
-        folder = exchange.fetch(course, A, student)
-        write_submission(student, release_nb, master, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    variants = {
+def own_answers(course, master) -> dict[str, dict[str, str]]:
+    return {
         "loops": ALTERNATIVE_LOOPS,
         "obspy": ALTERNATIVE_OBSPY,
         "metres": WRONG_UNITS,
-        "sigma": {"a5": replaced(master, "a5", WRONG_SIGMA, "sigma")},
-        "degrees": {"a4": replaced(master, "a4", WRONG_RADIANS, "np.asarray(sta_lon, dtype=float) - lon")
+        "sigma": {"a5": replaced(solution_of(master, "a5"), WRONG_SIGMA, "sigma")},
+        "degrees": {"a4": replaced(solution_of(master, "a4"), WRONG_RADIANS, "np.asarray(sta_lon, dtype=float) - lon")
                     .replace("dphi = phi2 - phi1", "dphi = np.asarray(sta_lat, dtype=float) - lat")},
+        "hardcoded": {"a3": hard_coded_picks(course, master)},
     }
-    variants["hardcoded"] = {"a3": hard_coded_picks(course, master)}
-    for student, code in variants.items():
-        folder = exchange.fetch(course, A, student)
-        nb = with_answers(answer(nbformat.read(release_nb, as_version=4), master), master, code)
-        nbformat.write(nb, folder / f"{A}.ipynb")
-        exchange.submit(course, A, student)
-    exchange.collect(course, A)
-    results = {r.student: r for r in grade_assignment(course, A, cell_timeout=60, progress=False)}
-    write_feedback(course, A)
-    return SimpleNamespace(root=root, course=course, master=master, report=report, results=results)
 
 
-def scores(result) -> dict[str, float]:
-    return {q.grade_id: q.points for q in result.questions}
+@pytest.fixture(scope="module")
+def lab3(lab_builds, tmp_path_factory) -> SimpleNamespace:
+    return run_lab(lab_builds, tmp_path_factory.mktemp("lab3"), A, answers=own_answers, cell_timeout=60)
 
 
 def test_the_master_runs_top_to_bottom_within_90_seconds(lab3):
@@ -254,21 +207,16 @@ def test_the_master_runs_top_to_bottom_within_90_seconds(lab3):
     assert lab3.report.manual_points > 0  # interpretation graded by hand
 
 
-def test_data_is_generated_at_build_and_small(lab3):
+def test_data_is_generated_at_build(lab3):
+    # (every lab's release is small: test_labs_common.py)
     data = lab3.course.release_dir(A) / "data"
     files = sorted(p.name for p in data.iterdir())
     assert files == ["insar_los.npz", "leteil_2019-11-11.mseed", "stations.xml"]
-    assert sum(p.stat().st_size for p in data.iterdir()) < 5e6
 
 
 def test_hidden_draws_are_not_released(lab3):
     release_nb = (lab3.course.release_dir(A) / f"{A}.ipynb").read_text()
     assert "variants" not in release_nb and "4901" not in release_nb
-
-
-def test_solution_gets_every_point_and_blank_release_none(lab3):
-    assert lab3.results["full"].score == lab3.master.max_auto
-    assert lab3.results["blank"].score == 0
 
 
 @pytest.mark.parametrize("student", ["loops", "obspy"])
@@ -312,13 +260,9 @@ def test_picks_typed_from_the_released_data_fail_on_the_hidden_draw(lab3):
     assert got["q4"] == got["q5"] == got["q8"] == 3  # the functions do not depend on the picks
 
 
-def test_no_solution_or_hidden_test_line_anywhere_in_the_release(lab3):
+def test_the_release_holds_no_solution_function(lab3):
+    # (no solution or hidden line in any lab's release: test_labs_common.py)
     release = lab3.course.release_dir(A)
-    assert find_leaks(release, lab3.master.secret_lines()) == []
-    hidden_names = {c.name for q in lab3.master.questions for c in q.cases if c.hidden}
-    everything = "\n".join(p.read_text(errors="replace") for p in release.rglob("*")
-                           if p.is_file() and p.suffix in (".ipynb", ".py", ".xml"))
-    assert not [n for n in hidden_names if n in everything]
     text = (release / f"{A}.ipynb").read_text()
     assert "classic_sta_lta(filtered.data" not in text and "def travel_time" not in text
 
