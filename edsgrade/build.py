@@ -38,6 +38,7 @@ from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
 from .master import Delimiters, Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
 from .plaindata import Unavailable, decode_names, portable
+from .errors import EdsgradeError
 
 log = logging.getLogger("edsgrade")
 CODEC_SOURCE = (Path(__file__).resolve().parent / "plaindata.py").read_text()
@@ -47,7 +48,7 @@ OTTER_INIT = ('# Run this cell first: it loads the checks of this assignment (gr
 REF_FILE = "reference.json"
 
 
-class BuildError(RuntimeError):
+class BuildError(EdsgradeError, RuntimeError):
     """The build cannot finish; the message names the file and what to fix."""
 
 

@@ -254,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--course-dir", default=None, help="course directory (default: the one containing the working directory)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's and the executor's logs")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error, not only its message")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func, help: str, assignment: bool = True) -> argparse.ArgumentParser:
@@ -341,10 +342,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .build import BuildError
-    from .course import CourseError
-    from .exchange import ExchangeError
-    from .master import AuthoringError
+    """Run one ``edsgrade`` command; return the exit status.
+
+    Every user error is an :class:`~edsgrade.errors.EdsgradeError`: its message is printed as plain
+    text (never read as rich markup: it may quote a student's or an instructor's text) on standard
+    error, without a traceback, and the status is 1. ``--debug`` shows the traceback too.
+    """
+    from .errors import EdsgradeError
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
@@ -357,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
             handler.addFilter(quiet)
     try:
         args.func(args)
-    except (BuildError, CourseError, ExchangeError, AuthoringError) as exc:
+    except EdsgradeError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

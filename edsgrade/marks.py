@@ -27,20 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbgrader.api import MissingEntry
-from traitlets import Dict, Float
-from traitlets.config import Configurable
 
+from .config import configurable
 from .course import Course, CourseError
 from .exam import describe_policy, exam_settings, late_penalty, late_plugin, minutes_text
 from .master import Master, load_master
 
 
-class Grades(Configurable):
-    """How grades are reported (``c.Grades.*``)."""
-
-    scale = Float(20.0, help="Grades are reported out of this (20 in French universities).").tag(config=True)
-    assignments = Dict(help="Per-assignment settings, e.g. {'lab0-python': {'weight': 0}} "
-                            "(weight in the course total, default 1).").tag(config=True)
+Grades = configurable("Grades", __name__, """How grades are reported (``c.Grades.*``); traits from the one schema
+    (:data:`edsgrade.config.SCHEMA`).""")
 
 
 @dataclass(frozen=True)
@@ -63,14 +58,9 @@ class Policy:
 
 def policy(course: Course, master: Master, scale: float | None = None) -> Policy:
     """``master``'s grading policy: ``c.Grades``, then ``c.Grades.assignments[A]``, then its metadata."""
-    grades = Grades(config=course.config)
-    weight: Any = 1.0
-    for layer in (grades.assignments.get(master.assignment, {}), master.settings):
-        if isinstance(layer, dict) and layer.get("weight") is not None:
-            weight = layer["weight"]
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-        raise CourseError(f"{master.assignment}: weight must be a number >= 0 (0: shown, not counted), not {weight!r}")
-    out_of = float(grades.scale if scale is None else scale)
+    resolved = course.settings(master)  # the one rule; SettingsError on a bad weight or scale
+    weight = resolved["weight"]
+    out_of = float(resolved["scale"] if scale is None else scale)
     if not out_of > 0:
         raise CourseError(f"the grade scale must be positive, not {out_of:g}")
     settings = exam_settings(course, master)

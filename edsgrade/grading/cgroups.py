@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from ..errors import EdsgradeError
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")  # required
 V1_OPTIONAL = ("freezer",)
@@ -41,7 +42,7 @@ CFS_PERIOD = 100_000  # microseconds
 KILL_ROUNDS = 200
 
 
-class CgroupError(OSError):
+class CgroupError(EdsgradeError, OSError):
     """A control group could not be made, entered or removed; the message says which and why."""
 
 

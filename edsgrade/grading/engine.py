@@ -19,7 +19,8 @@ from typing import Any
 
 import nbformat
 
-from ..course import Course, CourseError
+from ..config import DEFAULTS
+from ..course import Course
 from ..master import Master, Question, load_master
 from ..plaindata import decode_names
 from ..safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
@@ -41,32 +42,31 @@ MAX_NOTEBOOK = 100 * MiB  # bytes of a submitted notebook read at most (nbgrader
 
 @dataclass
 class GradingOptions:
-    """Everything that decides how submissions are run (plain values: sent to Dask workers as is)."""
+    """Everything that decides how submissions are run (plain values: sent to Dask workers as is).
 
-    cell_timeout: float = 120
-    timeout: float = 900
-    memory: int = 4096  # MiB
-    cpu_time: int = 1800
-    processes: int = 64
-    file_size: int = 256  # MiB
-    disk: int = 1024  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
-    open_files: int = 256
-    output_limit: int = 20_000
-    value_limit: int = 256  # MiB, one captured value
-    sandbox: str = "auto"  # auto | on | off
-    threads: int = 1  # numerical-library threads per submission
+    The fields are the ``c.Grader`` settings of the one schema (:data:`edsgrade.config.SCHEMA`), with its
+    defaults (``workers`` aside: it is the run's, not a submission's).
+    """
+
+    cell_timeout: float = DEFAULTS["cell_timeout"]
+    timeout: float = DEFAULTS["timeout"]
+    memory: int = DEFAULTS["memory"]  # MiB
+    cpu_time: int = DEFAULTS["cpu_time"]
+    processes: int = DEFAULTS["processes"]
+    file_size: int = DEFAULTS["file_size"]  # MiB
+    disk: int = DEFAULTS["disk"]  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
+    open_files: int = DEFAULTS["open_files"]
+    output_limit: int = DEFAULTS["output_limit"]
+    value_limit: int = DEFAULTS["value_limit"]  # MiB, one captured value
+    sandbox: str = DEFAULTS["sandbox"]  # auto | on | off
+    threads: int = DEFAULTS["threads"]  # numerical-library threads per submission
 
     @classmethod
     def resolve(cls, course: Course, master: Master, **overrides: Any) -> "GradingOptions":
-        """The course's settings, then the course's per-assignment ones, the master's, and ``overrides``."""
-        names = [f.name for f in fields(cls)]
-        g = course.grader
-        values = {n: getattr(g, n) for n in names if g.has_trait(n)}
-        for layer in (g.assignments.get(master.assignment, {}), master.settings, overrides):
-            values.update({k: v for k, v in layer.items() if k in names and v is not None})
-        if values.get("sandbox") not in ("auto", "on", "off"):
-            raise CourseError(f"Grader.sandbox must be 'auto', 'on' or 'off', not {values.get('sandbox')!r}")
-        return cls(**values)
+        """The course's settings, then the course's per-assignment ones, the master's, and ``overrides``
+        (:meth:`Course.settings`: every layer checked, a mistake refused with a ``SettingsError``)."""
+        settings = course.settings(master, **overrides)
+        return cls(**{f.name: settings[f.name] for f in fields(cls)})
 
     def limits(self) -> Limits:
         return Limits(memory=self.memory * MiB, cpu_time=int(self.cpu_time), processes=self.processes,

@@ -23,6 +23,7 @@ from .. import plaindata
 from . import cgroups, protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
+from ..errors import EdsgradeError
 
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
 INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed
@@ -74,7 +75,7 @@ class Execution:
                 "isolation": self.isolation, "resources": self.resources}
 
 
-class SessionGone(RuntimeError):
+class SessionGone(EdsgradeError, RuntimeError):
     """The sandboxed process is no longer available (dead, killed, or out of time)."""
 
 

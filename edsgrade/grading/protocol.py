@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ..errors import EdsgradeError
 
 PREAMBLE = struct.Struct(">QI")
 SIZE = struct.Struct(">Q")
@@ -51,15 +52,15 @@ TAIL_GRACE = 10.0
 MB = 1 << 20
 
 
-class ChannelClosed(ConnectionError):
+class ChannelClosed(EdsgradeError, ConnectionError):
     """The other side closed the channel (the sandboxed process died or closed it)."""
 
 
-class ChannelTimeout(TimeoutError):
+class ChannelTimeout(EdsgradeError, TimeoutError):
     """No complete message arrived before the deadline."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(EdsgradeError, ValueError):
     """A message was malformed or larger than allowed; the channel cannot be used any more."""
 
     prefix = "the notebook's process sent a malformed reply"
