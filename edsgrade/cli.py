@@ -68,10 +68,12 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 def _label(result) -> str:
     """A one-word status for the score table."""
+    from .grading.engine import Status
+
     kinds = {p["kind"] for p in result.execution.get("problems", [])}
-    if result.status != "graded":
-        return result.status
-    if "timeout" in kinds or "kernel-died" in kinds:
+    if result.status is not Status.GRADED:
+        return result.status.value
+    if "timeout" in kinds or "died" in kinds:  # the executor's problem kinds (CellProblem.kind)
         return "stopped"
     return "errors" if kinds else ("repaired" if result.notes else "ok")
 

@@ -24,6 +24,7 @@ and a master's metadata ``"edsgrade": {"weight": 0}`` overrides the course's for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from nbgrader.api import MissingEntry
@@ -94,13 +95,21 @@ class Criterion:
     comment: str
 
 
+class GradeStatus(StrEnum):
+    """Where one student's grade of one assignment stands (a ``str`` enum: compares equal to its text)."""
+
+    FINAL = "final"
+    PENDING = "pending"  # rubric criteria still to mark: no number is shown, never a silent 0
+    NOT_GRADED = "not graded"  # collected, not autograded
+
+
 @dataclass
 class FinalGrade:
     """One student's grade for one assignment, with how it was made."""
 
     student: str
     assignment: str
-    status: str  # final | pending (rubric to mark) | not graded (collected, not autograded)
+    status: GradeStatus
     scale: float
     auto: float = 0.0
     auto_max: float = 0.0
@@ -117,6 +126,9 @@ class FinalGrade:
     late_policy: str = ""
     auto_share: float | None = None  # exams: the automatic part's share of the grade
 
+    def __post_init__(self) -> None:
+        self.status = GradeStatus(self.status)
+
     @property
     def pending(self) -> list[str]:
         """Criteria with no points yet."""
@@ -131,14 +143,14 @@ class FinalGrade:
         if not self.late:
             return ""
         text = f"late by {minutes_text(self.seconds_late)}"
-        if self.status != "final":
+        if self.status is not GradeStatus.FINAL:
             return text + ", penalty computed once graded"
         return text + (f", penalty {self.penalty:.4g} / {self.scale:g}" if self.penalty else ", no penalty")
 
     def status_text(self) -> str:
-        if self.status == "not graded":
+        if self.status is GradeStatus.NOT_GRADED:
             return f"collected, not graded yet: run `edsgrade grade {self.assignment}`"
-        if self.status == "pending":
+        if self.status is GradeStatus.PENDING:
             return f"rubric pending: {', '.join(self.pending)} to mark"
         return "final"
 
@@ -154,7 +166,7 @@ def combine(auto: float, auto_max: float, manual: float, manual_max: float, auto
 def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_text: str) -> FinalGrade:
     grades = {g.name: g for nb in sub.notebooks for g in nb.grades}
     comments = {c.name: c for nb in sub.notebooks for c in nb.comments}
-    out = FinalGrade(sub.student.id, master.assignment, "final", pol.scale, policy_text=pol.describe(),
+    out = FinalGrade(sub.student.id, master.assignment, GradeStatus.FINAL, pol.scale, policy_text=pol.describe(),
                      late_policy=plugin_text, auto_share=pol.auto_share)
     autograded = True
     for q in master.questions:
@@ -180,9 +192,9 @@ def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_
         out.manual += points or 0.0
     out.seconds_late = float(sub.total_seconds_late or 0.0)
     if not autograded:
-        out.status = "not graded"
+        out.status = GradeStatus.NOT_GRADED
     elif out.pending:
-        out.status = "pending"
+        out.status = GradeStatus.PENDING
     else:
         raw = pol.scale * min(1.0, combine(out.auto + out.bonus, out.auto_max, out.manual, out.manual_max,
                                            pol.auto_share))
@@ -211,12 +223,12 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
         collected = set(course.submitted_students(assignment))
         for sub in submissions:
             row = _from_submission(sub, master, pol, plugin, text)
-            if row.status == "not graded" and sub.student.id not in collected:
+            if row.status is GradeStatus.NOT_GRADED and sub.student.id not in collected:
                 continue  # a gradebook entry made for an extension: nothing handed in (yet)
             rows[sub.student.id] = row
     for student in course.submitted_students(assignment):
         if student not in rows:
-            rows[student] = FinalGrade(student, assignment, "not graded", pol.scale, policy_text=pol.describe(),
+            rows[student] = FinalGrade(student, assignment, GradeStatus.NOT_GRADED, pol.scale, policy_text=pol.describe(),
                                        late_policy=text, auto_share=pol.auto_share)
     return [rows[s] for s in sorted(rows)]
 
