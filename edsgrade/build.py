@@ -33,6 +33,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from . import datasets
+from .config import DEFAULTS
 from .course import Course, CourseError
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
@@ -113,7 +114,7 @@ def generate_data(master: Master, dest: Path, seed: int | None = None) -> list[P
     name = master.settings.get("dataset")
     if not name:
         return []
-    seed = int(master.settings.get("seed", 0) if seed is None else seed)
+    seed = int(master.settings.get("seed", DEFAULTS["seed"]) if seed is None else seed)
     target = dest / "data"
     if target.exists():
         shutil.rmtree(target)
@@ -134,7 +135,7 @@ def generate_hidden_data(master: Master, dest: Path, seed: int | None = None) ->
         shutil.rmtree(dest)
     if not name:
         return None
-    seed = int(master.settings.get("seed", 0) if seed is None else seed)
+    seed = int(master.settings.get("seed", DEFAULTS["seed"]) if seed is None else seed)
     try:
         written = datasets.generate_hidden(name, dest, seed)
     except KeyError as exc:
@@ -292,7 +293,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         refs, master_seconds = reference_values(course, master, work, hidden)
     (out / REF_FILE).write_text(json.dumps({"assignment": assignment, "master": master_digest(master),
-                                            "seed": master.settings.get("seed", 0), "values": refs}))
+                                            "seed": master.settings.get("seed", DEFAULTS["seed"]), "values": refs}))
 
     from .grading.variants import build_variants
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .config import DEFAULTS
 from .course import Course, CourseError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -282,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     g = command("grade", cmd_grade, "autograde collected submissions and record the scores")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
     g.add_argument("--cell-timeout", type=int, help="seconds allowed per cell (default from nbgrader_config.py)")
-    g.add_argument("--memory", type=int, help="memory limit of a submission in MiB (default 4096)")
+    g.add_argument("--memory", type=int, help=f"memory limit of a submission in MiB (default c.Grader.memory, {DEFAULTS['memory']})")
     g.add_argument("--workers", type=int, help="submissions graded at once (default: one per CPU core)")
     g.add_argument("--force", action="store_true", help="regrade submissions already graded and unchanged")
     g.add_argument("--backend", choices=("local", "dask"), default="local",
@@ -298,7 +299,7 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("assignment", nargs="?", help="assignment name (none: the course total)")
     gr.add_argument("--course", action="store_true", help="the course total: every assignment, weighted")
     gr.add_argument("--csv", help="also write the grades to this CSV file")
-    gr.add_argument("--scale", type=float, help="grades out of this (default c.Grades.scale, 20)")
+    gr.add_argument("--scale", type=float, help=f"grades out of this (default c.Grades.scale, {DEFAULTS['scale']:g})")
     ru = command("rubric", cmd_rubric, "rubric grading: mark a criterion (points, comment) or show the rubric")
     ru.add_argument("--student", help="student id (alone: show this student's rubric)")
     ru.add_argument("--criterion", help="criterion to mark (the grade_id of a manually graded cell)")
