@@ -33,11 +33,13 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from . import datasets
+from .config import DEFAULTS
 from .course import Course, CourseError
 from .grading.prepare import prepare, release_test_source
 from .leakcheck import find_leaks
 from .master import Delimiters, Master, ref_attributes, is_test_cell, load_master, strip_authoring_imports
 from .plaindata import Unavailable, decode_names, portable
+from .errors import EdsgradeError
 
 log = logging.getLogger("edsgrade")
 #: edsgrade's plain-data codec, shipped in the Otter autograder under this module name (stock Otter
@@ -49,7 +51,7 @@ OTTER_INIT = ('# Run this cell first: it loads the checks of this assignment (gr
 REF_FILE = "reference.json"
 
 
-class BuildError(RuntimeError):
+class BuildError(EdsgradeError, RuntimeError):
     """The build cannot finish; the message names the file and what to fix."""
 
 
@@ -114,7 +116,7 @@ def generate_data(master: Master, dest: Path, seed: int | None = None) -> list[P
     name = master.settings.get("dataset")
     if not name:
         return []
-    seed = int(master.settings.get("seed", 0) if seed is None else seed)
+    seed = int(master.settings.get("seed", DEFAULTS["seed"]) if seed is None else seed)
     target = dest / "data"
     if target.exists():
         shutil.rmtree(target)
@@ -135,7 +137,7 @@ def generate_hidden_data(master: Master, dest: Path, seed: int | None = None) ->
         shutil.rmtree(dest)
     if not name:
         return None
-    seed = int(master.settings.get("seed", 0) if seed is None else seed)
+    seed = int(master.settings.get("seed", DEFAULTS["seed"]) if seed is None else seed)
     try:
         written = datasets.generate_hidden(name, dest, seed)
     except KeyError as exc:
@@ -300,7 +302,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
         shutil.copytree(source, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         refs, master_seconds = reference_values(course, master, work, hidden)
     (out / REF_FILE).write_text(json.dumps({"assignment": assignment, "master": master_digest(master),
-                                            "seed": master.settings.get("seed", 0), "values": refs}))
+                                            "seed": master.settings.get("seed", DEFAULTS["seed"]), "values": refs}))
 
     from .grading.variants import build_variants
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from .config import DEFAULTS
 from .course import Course, CourseError
 
 #: Markup is off for the whole console: student names, notes, messages from a submission's process and
@@ -77,10 +78,12 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 def _label(result) -> str:
     """A one-word status for the score table."""
+    from .grading.engine import Status
+
     kinds = {p["kind"] for p in result.execution.get("problems", [])}
-    if result.status != "graded":
-        return result.status
-    if "timeout" in kinds or "kernel-died" in kinds:
+    if result.status is not Status.GRADED:
+        return result.status.value
+    if "timeout" in kinds or "died" in kinds:  # the executor's problem kinds (CellProblem.kind)
         return "stopped"
     return "errors" if kinds else ("repaired" if result.notes else "ok")
 
@@ -262,6 +265,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--course-dir", default=None, help="course directory (default: the one containing the working directory)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's and the executor's logs")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error, not only its message")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func, help: str, assignment: bool = True) -> argparse.ArgumentParser:
@@ -287,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     g = command("grade", cmd_grade, "autograde collected submissions and record the scores")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
     g.add_argument("--cell-timeout", type=int, help="seconds allowed per cell (default from nbgrader_config.py)")
-    g.add_argument("--memory", type=int, help="memory limit of a submission in MiB (default 4096)")
+    g.add_argument("--memory", type=int, help=f"memory limit of a submission in MiB (default c.Grader.memory, {DEFAULTS['memory']})")
     g.add_argument("--workers", type=int, help="submissions graded at once (default: one per CPU core)")
     g.add_argument("--force", action="store_true", help="regrade submissions already graded and unchanged")
     g.add_argument("--backend", choices=("local", "dask"), default="local",
@@ -303,7 +307,7 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("assignment", nargs="?", help="assignment name (none: the course total)")
     gr.add_argument("--course", action="store_true", help="the course total: every assignment, weighted")
     gr.add_argument("--csv", help="also write the grades to this CSV file")
-    gr.add_argument("--scale", type=float, help="grades out of this (default c.Grades.scale, 20)")
+    gr.add_argument("--scale", type=float, help=f"grades out of this (default c.Grades.scale, {DEFAULTS['scale']:g})")
     ru = command("rubric", cmd_rubric, "rubric grading: mark a criterion (points, comment) or show the rubric")
     ru.add_argument("--student", help="student id (alone: show this student's rubric)")
     ru.add_argument("--criterion", help="criterion to mark (the grade_id of a manually graded cell)")
@@ -351,10 +355,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .build import BuildError
-    from .course import CourseError
-    from .exchange import ExchangeError
-    from .master import AuthoringError
+    """Run one ``edsgrade`` command; return the exit status.
+
+    Every user error is an :class:`~edsgrade.errors.EdsgradeError`: its message is printed as plain
+    text (never read as rich markup: it may quote a student's or an instructor's text) on standard
+    error, without a traceback, and the status is 1. ``--debug`` shows the traceback too.
+    """
+    from .errors import EdsgradeError
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
@@ -367,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
             handler.addFilter(quiet)
     try:
         args.func(args)
-    except (BuildError, CourseError, ExchangeError, AuthoringError) as exc:
+    except EdsgradeError as exc:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

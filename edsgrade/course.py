@@ -10,48 +10,29 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from traitlets import Dict, Integer, Unicode
-from traitlets.config import Config, Configurable
+from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from .config import Settings, check_config, configurable, master_place, resolve
+from .errors import EdsgradeError
 
 CONFIG_FILE = "nbgrader_config.py"
 log = logging.getLogger("edsgrade")
 
 
-class CourseError(RuntimeError):
+class CourseError(EdsgradeError, RuntimeError):
     """A problem with the course directory or an assignment in it; the message says what to do."""
 
 
-class Grader(Configurable):
-    """Grading settings (``c.Grader.*`` in ``nbgrader_config.py``).
+Grader = configurable("Grader", __name__, """Grading settings (``c.Grader.*`` in ``nbgrader_config.py``).
 
     Per assignment, ``c.Grader.assignments = {"lab1-calibration": {"timeout": 600}}`` overrides
     them, and so does the master notebook's metadata (``"edsgrade": {"timeout": 600}``), in that
-    order; the command line (``edsgrade grade --cell-timeout``) comes last.
-    """
-
-    cell_timeout = Integer(120, help="Wall-clock limit for one cell, in seconds.").tag(config=True)
-    timeout = Integer(900, help="Wall-clock limit for all the cells of a submission, in seconds.").tag(config=True)
-    memory = Integer(4096, help="Memory of a submission, in MiB: of all its processes together where the "
-                                "sandbox has a cgroup, else of each process's address space.").tag(config=True)
-    cpu_time = Integer(1800, help="CPU time of a submission's process, in seconds.").tag(config=True)
-    processes = Integer(64, help="Processes and threads a submission may run at once.").tag(config=True)
-    file_size = Integer(256, help="Largest file a submission may write, in MiB.").tag(config=True)
-    open_files = Integer(256, help="Files a submission's process may hold open.").tag(config=True)
-    disk = Integer(1024, help="What a submission may write in its working copy, in MiB (files past it "
-                              "fail with 'No space left on device').").tag(config=True)
-    output_limit = Integer(20_000, help="Characters of output kept per cell in autograded notebooks.").tag(config=True)
-    notebook_output_limit = Integer(20_000_000, help="Bytes (as JSON) of outputs kept for a whole autograded "
-                                    "notebook; past it, later cells' outputs are replaced by a note.").tag(config=True)
-    value_limit = Integer(256, help="Largest value the judge receives from a submission (a captured variable or "
-                                   "what a function returns through the proxy), in MiB: a larger one is not "
-                                   "judged, and its case says so with its size.").tag(config=True)
-    workers = Integer(0, help="Submissions graded at once (0: one per CPU core).").tag(config=True)
-    sandbox = Unicode("auto", help="'auto' (full sandbox when run as root), 'on' (required) or "
-                                   "'off' (trusted notebooks only: resource limits, no isolation).").tag(config=True)
-    assignments = Dict(help="Per-assignment overrides of the settings above, by assignment name.").tag(config=True)
+    order; the command line (``edsgrade grade --cell-timeout``) comes last. The traits, their
+    defaults and help come from the one schema, :data:`edsgrade.config.SCHEMA`.
+    """)
 
 
 def find_course_root(start: Path | str | None = None) -> Path:
@@ -102,8 +83,17 @@ class Course:
         if overrides is not None:
             config.merge(overrides)
         config.CourseDirectory.root = str(self.root)
+        check_config(config, CONFIG_FILE)  # SettingsError: an unknown key or a wrong type, named
         self.config: Config = config
         self.grader = Grader(config=config)
+
+    def settings(self, master: Any, **overrides: Any) -> Settings:
+        """Every setting of ``master``'s assignment, by the one rule: ``c.Grader``/``c.Grades``/``c.Exam``, then
+        their ``assignments[A]`` tables, then the master's metadata ``edsgrade``, then ``overrides`` (the command
+        line; ``None``: not given). Raises :class:`~edsgrade.config.SettingsError` on any unknown key, wrong type
+        or a table naming no assignment of ``source/``."""
+        return resolve(self.config, master.assignment, master.settings, master_place(master.path), overrides,
+                       self.assignments(), CONFIG_FILE)
 
     # ---- nbgrader objects -------------------------------------------------------------------
     @property

@@ -27,9 +27,9 @@ from typing import Any, Callable, Optional
 from dateutil import parser as dateparser
 from dateutil import tz as datetz
 from nbgrader.plugins import LateSubmissionPlugin
-from traitlets import Dict, Enum, Float
-from traitlets.config import Configurable
+from traitlets import Enum, Float
 
+from .config import configurable
 from .course import Course, CourseError
 from .master import Master, load_master
 
@@ -40,14 +40,8 @@ class ExamError(CourseError):
     """An exam-day step cannot be done; the message says why and what to do."""
 
 
-class Exam(Configurable):
-    """Exam settings (``c.Exam.*``); a master's ``edsgrade.exam`` metadata overrides them."""
-
-    auto_share = Float(0.4, help="Share of the automatic part in an exam's final grade (0 to 1); "
-                                 "the rubric (manual part) gets the rest.").tag(config=True)
-    duration_minutes = Float(240, help="Length of an exam in minutes: deadline = start + duration.").tag(config=True)
-    assignments = Dict(help="Per-assignment overrides, e.g. {'exam-hackathon': {'duration_minutes': 180}}; "
-                            "an assignment listed here is an exam.").tag(config=True)
+Exam = configurable("Exam", __name__, """Exam settings (``c.Exam.*``); ``c.Exam.assignments[A]`` and a master's
+    ``edsgrade.exam`` metadata override them. Traits from the one schema (:data:`edsgrade.config.SCHEMA`).""")
 
 
 @dataclass(frozen=True)
@@ -60,29 +54,11 @@ class ExamSettings:
 
 
 def exam_settings(course: Course, master: Master) -> ExamSettings:
-    """Resolve ``master``'s exam settings: ``c.Exam``, then ``c.Exam.assignments[A]``, then the master's
-    ``edsgrade.exam`` metadata. An assignment is an exam if either of the last two mentions it."""
-    exam = Exam(config=course.config)
-    per_course = exam.assignments.get(master.assignment)
-    per_master = master.settings.get("exam")
-    values: dict[str, Any] = {"auto_share": exam.auto_share, "duration_minutes": exam.duration_minutes}
-    for layer, where in ((per_course, f"c.Exam.assignments[{master.assignment!r}]"),
-                         (per_master, f"{master.path.name}: metadata edsgrade.exam")):
-        if layer is None:
-            continue
-        if not isinstance(layer, dict):
-            raise ExamError(f"{where} must be a dict such as {{'auto_share': 0.4, 'duration_minutes': 240}}")
-        unknown = set(layer) - set(values)
-        if unknown:
-            raise ExamError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(values)}")
-        values.update({k: v for k, v in layer.items() if v is not None})
-    share, minutes = values["auto_share"], values["duration_minutes"]
-    if not isinstance(share, (int, float)) or not 0 <= share <= 1:
-        raise ExamError(f"{master.assignment}: auto_share must be a number between 0 and 1, not {share!r}")
-    if not isinstance(minutes, (int, float)) or not minutes > 0:
-        raise ExamError(f"{master.assignment}: duration_minutes must be a positive number, not {minutes!r}")
-    return ExamSettings(per_course is not None or per_master is not None, float(share), float(minutes))
+    """Resolve ``master``'s exam settings by the one rule (:meth:`Course.settings`): ``c.Exam``, then
+    ``c.Exam.assignments[A]``, then the master's ``edsgrade.exam`` metadata. An assignment is an exam if either
+    of the last two mentions it. A bad value raises :class:`~edsgrade.config.SettingsError`."""
+    settings = course.settings(master)
+    return ExamSettings(settings.is_exam, float(settings["auto_share"]), float(settings["duration_minutes"]))
 
 
 # ---- the late-submission policy -----------------------------------------------------------------

@@ -19,11 +19,12 @@ from pathlib import Path
 from nbgrader.auth import Authenticator
 
 from .course import Course, CourseError
+from .errors import EdsgradeError
 
 log = logging.getLogger("edsgrade")
 
 
-class ExchangeError(RuntimeError):
+class ExchangeError(EdsgradeError, RuntimeError):
     """An exchange step failed; the message says why and what to do."""
 
 

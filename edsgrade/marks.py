@@ -24,23 +24,19 @@ and a master's metadata ``"edsgrade": {"weight": 0}`` overrides the course's for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from nbgrader.api import MissingEntry
-from traitlets import Dict, Float
-from traitlets.config import Configurable
 
+from .config import configurable
 from .course import Course, CourseError
 from .exam import describe_policy, exam_settings, late_penalty, late_plugin, minutes_text
 from .master import Master, load_master
 
 
-class Grades(Configurable):
-    """How grades are reported (``c.Grades.*``)."""
-
-    scale = Float(20.0, help="Grades are reported out of this (20 in French universities).").tag(config=True)
-    assignments = Dict(help="Per-assignment settings, e.g. {'lab0-python': {'weight': 0}} "
-                            "(weight in the course total, default 1).").tag(config=True)
+Grades = configurable("Grades", __name__, """How grades are reported (``c.Grades.*``); traits from the one schema
+    (:data:`edsgrade.config.SCHEMA`).""")
 
 
 @dataclass(frozen=True)
@@ -63,14 +59,9 @@ class Policy:
 
 def policy(course: Course, master: Master, scale: float | None = None) -> Policy:
     """``master``'s grading policy: ``c.Grades``, then ``c.Grades.assignments[A]``, then its metadata."""
-    grades = Grades(config=course.config)
-    weight: Any = 1.0
-    for layer in (grades.assignments.get(master.assignment, {}), master.settings):
-        if isinstance(layer, dict) and layer.get("weight") is not None:
-            weight = layer["weight"]
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-        raise CourseError(f"{master.assignment}: weight must be a number >= 0 (0: shown, not counted), not {weight!r}")
-    out_of = float(grades.scale if scale is None else scale)
+    resolved = course.settings(master)  # the one rule; SettingsError on a bad weight or scale
+    weight = resolved["weight"]
+    out_of = float(resolved["scale"] if scale is None else scale)
     if not out_of > 0:
         raise CourseError(f"the grade scale must be positive, not {out_of:g}")
     settings = exam_settings(course, master)
@@ -104,13 +95,21 @@ class Criterion:
     comment: str
 
 
+class GradeStatus(StrEnum):
+    """Where one student's grade of one assignment stands (a ``str`` enum: compares equal to its text)."""
+
+    FINAL = "final"
+    PENDING = "pending"  # rubric criteria still to mark: no number is shown, never a silent 0
+    NOT_GRADED = "not graded"  # collected, not autograded
+
+
 @dataclass
 class FinalGrade:
     """One student's grade for one assignment, with how it was made."""
 
     student: str
     assignment: str
-    status: str  # final | pending (rubric to mark) | not graded (collected, not autograded)
+    status: GradeStatus
     scale: float
     auto: float = 0.0
     auto_max: float = 0.0
@@ -127,6 +126,9 @@ class FinalGrade:
     late_policy: str = ""
     auto_share: float | None = None  # exams: the automatic part's share of the grade
 
+    def __post_init__(self) -> None:
+        self.status = GradeStatus(self.status)
+
     @property
     def pending(self) -> list[str]:
         """Criteria with no points yet."""
@@ -141,14 +143,14 @@ class FinalGrade:
         if not self.late:
             return ""
         text = f"late by {minutes_text(self.seconds_late)}"
-        if self.status != "final":
+        if self.status is not GradeStatus.FINAL:
             return text + ", penalty computed once graded"
         return text + (f", penalty {self.penalty:.4g} / {self.scale:g}" if self.penalty else ", no penalty")
 
     def status_text(self) -> str:
-        if self.status == "not graded":
+        if self.status is GradeStatus.NOT_GRADED:
             return f"collected, not graded yet: run `edsgrade grade {self.assignment}`"
-        if self.status == "pending":
+        if self.status is GradeStatus.PENDING:
             return f"rubric pending: {', '.join(self.pending)} to mark"
         return "final"
 
@@ -164,7 +166,7 @@ def combine(auto: float, auto_max: float, manual: float, manual_max: float, auto
 def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_text: str) -> FinalGrade:
     grades = {g.name: g for nb in sub.notebooks for g in nb.grades}
     comments = {c.name: c for nb in sub.notebooks for c in nb.comments}
-    out = FinalGrade(sub.student.id, master.assignment, "final", pol.scale, policy_text=pol.describe(),
+    out = FinalGrade(sub.student.id, master.assignment, GradeStatus.FINAL, pol.scale, policy_text=pol.describe(),
                      late_policy=plugin_text, auto_share=pol.auto_share)
     autograded = True
     for q in master.questions:
@@ -190,9 +192,9 @@ def _from_submission(sub: Any, master: Master, pol: Policy, plugin: Any, plugin_
         out.manual += points or 0.0
     out.seconds_late = float(sub.total_seconds_late or 0.0)
     if not autograded:
-        out.status = "not graded"
+        out.status = GradeStatus.NOT_GRADED
     elif out.pending:
-        out.status = "pending"
+        out.status = GradeStatus.PENDING
     else:
         raw = pol.scale * min(1.0, combine(out.auto + out.bonus, out.auto_max, out.manual, out.manual_max,
                                            pol.auto_share))
@@ -221,12 +223,12 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
         collected = set(course.submitted_students(assignment))
         for sub in submissions:
             row = _from_submission(sub, master, pol, plugin, text)
-            if row.status == "not graded" and sub.student.id not in collected:
+            if row.status is GradeStatus.NOT_GRADED and sub.student.id not in collected:
                 continue  # a gradebook entry made for an extension: nothing handed in (yet)
             rows[sub.student.id] = row
     for student in course.submitted_students(assignment):
         if student not in rows:
-            rows[student] = FinalGrade(student, assignment, "not graded", pol.scale, policy_text=pol.describe(),
+            rows[student] = FinalGrade(student, assignment, GradeStatus.NOT_GRADED, pol.scale, policy_text=pol.describe(),
                                        late_policy=text, auto_share=pol.auto_share)
     return [rows[s] for s in sorted(rows)]
 

@@ -15,6 +15,8 @@ from typing import Any
 import nbformat
 
 from .grading.context import CONTEXT_PARAMS
+from .config import check_master, master_place
+from .errors import EdsgradeError
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -26,7 +28,7 @@ METADATA_KEY = "edsgrade"
 CONTEXT_NAMES = ("ref", *CONTEXT_PARAMS)
 
 
-class AuthoringError(ValueError):
+class AuthoringError(EdsgradeError, ValueError):
     """A master notebook does not follow the authoring format; the message says where and how to fix it."""
 
 
@@ -340,7 +342,8 @@ def parse_master(nb: nbformat.NotebookNode, path: Path, delimiters: Delimiters =
             questions.append(_parse_question(cell, index, path, delimiters))
         elif meta.get("grade") and meta.get("solution"):
             manual.append(ManualQuestion(grade_id, float(meta.get("points") or 0), index, cell.cell_type))
-    master = Master(path, nb, questions, manual, dict(nb.metadata.get(METADATA_KEY, {})), delimiters)
+    settings = check_master(nb.metadata.get(METADATA_KEY, {}), master_place(path))  # SettingsError if wrong
+    master = Master(path, nb, questions, manual, settings, delimiters)
     for index, cell in enumerate(nb.cells):  # every cell's markers read as nbgrader reads them, or refused
         try:
             split_secret(cell, delimiters, index)

@@ -38,6 +38,11 @@ import datetime as _dt
 import math
 from dataclasses import dataclass
 from typing import Any
+try:
+    from .errors import EdsgradeError
+except ImportError:  # standalone: shipped as `edsgrade_plaindata` in the Otter autograder (build.export_otter)
+    class EdsgradeError(Exception):  # type: ignore[no-redef]
+        """Stand-in for :class:`edsgrade.errors.EdsgradeError` where the package is not installed."""
 
 TAG = "__plain__"
 MAX_DEPTH = 20
@@ -47,7 +52,7 @@ MiB = 1 << 20
 _HUGE_INT = 10 ** 4000  # Python refuses to parse integers of more than 4300 digits
 
 
-class UnsupportedValue(TypeError):
+class UnsupportedValue(EdsgradeError, TypeError):
     """Raised by :func:`encode` for a value that is not plain data."""
 
 
@@ -55,7 +60,7 @@ class ValueTooLarge(UnsupportedValue):
     """Raised by :func:`encode` for a value over :class:`Limits`; ``str(exc)`` says how large it is."""
 
 
-class MalformedValue(ValueError):
+class MalformedValue(EdsgradeError, ValueError):
     """Raised by :func:`decode` for a tree that no :func:`encode` could have produced."""
 
 

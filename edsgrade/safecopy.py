@@ -39,6 +39,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Union
+from .errors import EdsgradeError
 
 __all__ = ["CopyLimits", "Refusal", "CopyReport", "copy_tree", "scan_tree", "read_regular", "UnsafeFile", "digest_tree",
            "safe_name"]
@@ -117,7 +118,7 @@ class CopyReport:
             self.latest_change = st.st_ctime
 
 
-class UnsafeFile(OSError):
+class UnsafeFile(EdsgradeError, OSError):
     """A file that :func:`read_regular` refused; ``refusal`` says which and why."""
 
     def __init__(self, refusal: Refusal) -> None:
@@ -382,7 +383,7 @@ class _Walk:
         return total
 
 
-class _ReadFailed(Exception):
+class _ReadFailed(EdsgradeError):
     def __init__(self, error: OSError | None) -> None:
         super().__init__(str(error))
         self.error = error

@@ -20,6 +20,7 @@ import pytest
 from conftest import cli, grade_meta, new_course, toy_master
 from edsgrade.cohort import answer
 from edsgrade.course import Course
+from edsgrade.config import SettingsError
 from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_settings, extend, open_exam,
                            parse_time)
 from edsgrade.feedback import write_feedback
@@ -274,11 +275,12 @@ def test_exam_close_refuses_before_the_deadline_and_bad_settings(toy_course):
         close_exam(course, "exam")
     nb.metadata["edsgrade"]["exam"]["auto_share"] = 1.5
     nbformat.write(nb, root / "source" / "exam" / "exam.ipynb")
-    with pytest.raises(ExamError, match="auto_share must be a number between 0 and 1"):
+    with pytest.raises(SettingsError, match=r"source/exam/exam.ipynb metadata edsgrade.exam.auto_share: "
+                                            r"expected a number between 0 and 1, got the number 1.5"):
         open_exam(course, "exam", duration_minutes=10)
     nb.metadata["edsgrade"]["exam"] = {"auto_share": 0.5, "length": 10}
     nbformat.write(nb, root / "source" / "exam" / "exam.ipynb")
-    with pytest.raises(ExamError, match="unknown setting.*length; known: auto_share, duration_minutes"):
+    with pytest.raises(SettingsError, match="unknown setting 'length'; known: auto_share, duration_minutes"):
         open_exam(course, "exam")
     with pytest.raises(ExamError, match="cannot read the time 'tomorrow-ish'"):
         parse_time(course, "tomorrow-ish")

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Iterable
 
 from ..course import Course
-from .engine import Engine, GradingOptions, SubmissionResult
+from .engine import Engine, GradingOptions, Status, SubmissionResult
 
 OnDone = Callable[[SubmissionResult], None]
 
@@ -105,7 +105,7 @@ def run_dask(course: Course, assignment: str, students: Iterable[str], options: 
                 from .engine import zero
                 from ..master import load_master
 
-                result = SubmissionResult(student, assignment, "error",
+                result = SubmissionResult(student, assignment, Status.ERROR,
                                           questions=zero(load_master(course.master_path(assignment))),
                                           message=f"the Dask worker failed ({type(exc).__name__}: {exc}); "
                                                   "grade this student again")

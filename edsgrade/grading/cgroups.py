@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from ..errors import EdsgradeError
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")  # required
 V1_OPTIONAL = ("freezer",)
@@ -42,7 +43,7 @@ KILL_ROUNDS = 200
 FREEZE_AFTER = 6  # kill rounds before the group is frozen (a process that keeps forking)
 
 
-class CgroupError(OSError):
+class CgroupError(EdsgradeError, OSError):
     """A control group could not be made, entered or removed; the message says which and why."""
 
 

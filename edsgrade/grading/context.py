@@ -28,13 +28,14 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from ..errors import EdsgradeError
 
 CONTEXT_PARAMS = ("hidden", "files", "run")
 DEFAULT_FILE_LIMIT = 8 << 20  # bytes of one file the judge reads from a working copy
 FIGURE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 
 
-class SubmissionFileError(AssertionError):
+class SubmissionFileError(EdsgradeError, AssertionError):
     """A file the judge expected from the notebook is missing, too large or not a regular file.
 
     An ``AssertionError``: a case reading such a file fails with this message.

@@ -14,12 +14,14 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from ..course import Course, CourseError
+from ..config import DEFAULTS
+from ..course import Course
 from ..master import Master, Question, load_master
 from ..plaindata import decode_names
 from ..safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
@@ -41,33 +43,32 @@ MAX_NOTEBOOK = 100 * MiB  # bytes of a submitted notebook read at most (nbgrader
 
 @dataclass
 class GradingOptions:
-    """Everything that decides how submissions are run (plain values: sent to Dask workers as is)."""
+    """Everything that decides how submissions are run (plain values: sent to Dask workers as is).
 
-    cell_timeout: float = 120
-    timeout: float = 900
-    memory: int = 4096  # MiB
-    cpu_time: int = 1800
-    processes: int = 64
-    file_size: int = 256  # MiB
-    disk: int = 1024  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
-    open_files: int = 256
-    output_limit: int = 20_000
-    notebook_output_limit: int = 20_000_000  # bytes of outputs kept for a whole notebook
-    value_limit: int = 256  # MiB, one captured value
-    sandbox: str = "auto"  # auto | on | off
-    threads: int = 1  # numerical-library threads per submission
+    The fields are the ``c.Grader`` settings of the one schema (:data:`edsgrade.config.SCHEMA`), with its
+    defaults (``workers`` aside: it is the run's, not a submission's).
+    """
+
+    cell_timeout: float = DEFAULTS["cell_timeout"]
+    timeout: float = DEFAULTS["timeout"]
+    memory: int = DEFAULTS["memory"]  # MiB
+    cpu_time: int = DEFAULTS["cpu_time"]
+    processes: int = DEFAULTS["processes"]
+    file_size: int = DEFAULTS["file_size"]  # MiB
+    disk: int = DEFAULTS["disk"]  # MiB the notebook may write in its working copy (confined: a tmpfs of that much more)
+    open_files: int = DEFAULTS["open_files"]
+    output_limit: int = DEFAULTS["output_limit"]
+    notebook_output_limit: int = DEFAULTS["notebook_output_limit"]  # bytes of outputs kept for a whole notebook
+    value_limit: int = DEFAULTS["value_limit"]  # MiB, one captured value
+    sandbox: str = DEFAULTS["sandbox"]  # auto | on | off
+    threads: int = DEFAULTS["threads"]  # numerical-library threads per submission
 
     @classmethod
     def resolve(cls, course: Course, master: Master, **overrides: Any) -> "GradingOptions":
-        """The course's settings, then the course's per-assignment ones, the master's, and ``overrides``."""
-        names = [f.name for f in fields(cls)]
-        g = course.grader
-        values = {n: getattr(g, n) for n in names if g.has_trait(n)}
-        for layer in (g.assignments.get(master.assignment, {}), master.settings, overrides):
-            values.update({k: v for k, v in layer.items() if k in names and v is not None})
-        if values.get("sandbox") not in ("auto", "on", "off"):
-            raise CourseError(f"Grader.sandbox must be 'auto', 'on' or 'off', not {values.get('sandbox')!r}")
-        return cls(**values)
+        """The course's settings, then the course's per-assignment ones, the master's, and ``overrides``
+        (:meth:`Course.settings`: every layer checked, a mistake refused with a ``SettingsError``)."""
+        settings = course.settings(master, **overrides)
+        return cls(**{f.name: settings[f.name] for f in fields(cls)})
 
     def limits(self) -> Limits:
         return Limits(memory=self.memory * MiB, cpu_time=int(self.cpu_time), processes=self.processes,
@@ -85,13 +86,24 @@ class GradingOptions:
 
 def start_executor(master: Master, options: GradingOptions) -> SandboxExecutor:
     """A warm pool loaded with what ``master``'s notebook imports, and an executor on it."""
+    confine = options.confine()  # a SandboxError before any process is started
     pool = WarmPool(preload_for(c.source for c in master.notebook.cells if c.cell_type == "code"),
                     threads=options.threads)
     return SandboxExecutor(pool, cell_timeout=options.cell_timeout, timeout=options.timeout,
                            limits=options.limits(), output_limit=options.output_limit,
                            notebook_output_limit=options.notebook_output_limit,
                            value_limit=options.value_limit * MiB, max_message=max(2 * options.value_limit, 256) * MiB,
-                           confine=options.confine())
+                           confine=confine)
+
+
+class Status(StrEnum):
+    """How grading one submission ended. A ``str`` enum: ``result.json`` holds the same strings as before
+    (``"graded"``...), old result files read back, and ``status == "graded"`` still holds."""
+
+    GRADED = "graded"  # it ran (errors, time-outs and limits included: see ``execution``) and was judged
+    INVALID = "invalid"  # the submitted file is not a readable notebook
+    MISSING = "missing"  # no notebook in the submission
+    ERROR = "error"  # the grader failed (a bug, or a Dask worker lost): grade this student again
 
 
 @dataclass
@@ -100,7 +112,7 @@ class SubmissionResult:
 
     student: str
     assignment: str
-    status: str  # graded | invalid (not a notebook) | missing (no notebook) | error (grader failure)
+    status: Status
     message: str = ""
     questions: list[QuestionResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -108,6 +120,9 @@ class SubmissionResult:
     timestamp: str = ""
     seconds: float = 0.0
     variant: int | None = None  # the hidden draw of the dataset it was graded on, if any
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)  # a ValueError names an unknown status
 
     @property
     def score(self) -> float:
@@ -325,7 +340,7 @@ class Engine:
             result = self._grade(student, start)
         except Exception as exc:  # a grader bug must not stop the class's grading: record it
             log.exception("grading %s of %s failed", student, self.master.assignment)
-            result = SubmissionResult(student, self.master.assignment, "error", questions=zero(self.master),
+            result = SubmissionResult(student, self.master.assignment, Status.ERROR, questions=zero(self.master),
                                       message=f"internal grading error ({type(exc).__name__}: {exc}); "
                                               "tell the course's maintainers and grade this student again")
             placeholder = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}")])
@@ -339,7 +354,7 @@ class Engine:
         submitted = course.submitted_dir(student, assignment)
         stamp_file = submitted / "timestamp.txt"
         stamp, stamp_note = submission_timestamp(submitted)
-        result = SubmissionResult(student, assignment, "graded", timestamp=stamp)
+        result = SubmissionResult(student, assignment, Status.GRADED, timestamp=stamp)
         refusals = read_collect_record(submitted).get("refusals")  # what the collect left out, as sentences
         result.notes += [n for n in refusals if isinstance(n, str)][:101] if isinstance(refusals, list) else []
         if stamp_note:
@@ -351,14 +366,14 @@ class Engine:
                 result.notes.append(f"the notebook was submitted as {others[0]} instead of {master.path.name}")
                 nb_path = submitted / others[0]
             else:
-                result.status, result.questions = "missing", zero(master)
+                result.status, result.questions = Status.MISSING, zero(master)
                 result.message = (f"no {master.path.name} in the submission (found {others or 'no notebook'}); "
                                   "submit the assignment's notebook without renaming it.")
         nb = None
-        if result.status == "graded":
+        if result.status is Status.GRADED:
             nb, error = _read_notebook(nb_path)
             if nb is None:
-                result.status, result.message, result.questions = "invalid", error, zero(master)
+                result.status, result.message, result.questions = Status.INVALID, error, zero(master)
         if nb is None:  # formgrader still gets a notebook to open: the release, with the reason on top
             placeholder = nbformat.read(course.release_dir(assignment) / master.path.name, as_version=4)
             placeholder.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Not graded:** {result.message}"))

@@ -28,6 +28,7 @@ from . import cgroups, protocol, sandbox
 from .pool import WarmPool
 from .sandbox import Jail, Limits
 from .untrusted import clean, identifier, said
+from ..errors import EdsgradeError
 
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
 INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed
@@ -142,7 +143,7 @@ class Execution:
                 "isolation": self.isolation, "resources": self.resources}
 
 
-class SessionGone(RuntimeError):
+class SessionGone(EdsgradeError, RuntimeError):
     """The sandboxed process cannot answer (dead, stopped, or out of time); the message is the grader's."""
 
     ending = Ending.CHANNEL_CLOSED

@@ -21,9 +21,10 @@ from ..master import Question, load_test_cases
 from ..plaindata import MalformedValue, Unavailable, decode, decode_names, encode
 from .context import CONTEXT_PARAMS
 from .untrusted import identifier, said
+from ..errors import EdsgradeError
 
 
-class StudentCodeError(Exception):
+class StudentCodeError(EdsgradeError):
     """The student's function raised, or returned something that is not plain data, when the judge called it."""
 
 

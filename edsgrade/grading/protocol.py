@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ..errors import EdsgradeError
 
 PREAMBLE = struct.Struct(">QI")
 SIZE = struct.Struct(">Q")
@@ -50,11 +51,11 @@ BINARY_KINDS = "biufcmMSU"
 MB = 1 << 20
 
 
-class ChannelClosed(ConnectionError):
+class ChannelClosed(EdsgradeError, ConnectionError):
     """The other side closed the channel (the sandboxed process died or closed it)."""
 
 
-class ChannelTimeout(TimeoutError):
+class ChannelTimeout(EdsgradeError, TimeoutError):
     """No complete message arrived before the deadline.
 
     ``partial`` is true when part of a message had been read: the channel is then out of step (what
@@ -64,7 +65,7 @@ class ChannelTimeout(TimeoutError):
     partial: bool = False
 
 
-class ProtocolError(ValueError):
+class ProtocolError(EdsgradeError, ValueError):
     """A message was malformed or larger than allowed; the channel cannot be used any more."""
 
     prefix = "the notebook's process sent a malformed reply"

@@ -51,6 +51,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from ..errors import EdsgradeError
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
 CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP = 0x08000000, 0x04000000, 0x02000000
@@ -70,7 +71,7 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 SYSTEM_DIRS = ("/usr", "/etc", "/opt")
 
 
-class SandboxError(RuntimeError):
+class SandboxError(EdsgradeError, RuntimeError):
     """The sandbox could not be set up; the message says what to do."""
 
 
