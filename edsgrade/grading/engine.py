@@ -7,6 +7,7 @@ workers (:mod:`edsgrade.grading.backends`).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -329,6 +330,17 @@ class Engine:
         self.master = load_master(course.master_path(assignment))
         self.variants = Variants(course, self.master)
         self.executor = start_executor(self.master, options)
+        self._refs: dict[tuple[int | None, str], dict[str, Any]] = {}
+
+    def _reference(self, seed: int | None, grade_id: str, refs: dict[str, Any]) -> dict[str, Any] | None:
+        """``ref`` of one question on one draw: decoded once per run, a fresh copy for every submission
+        (a case that changed its ``ref`` in place must not change the next student's)."""
+        if grade_id not in refs:
+            return None
+        key = (seed, grade_id)
+        if key not in self._refs:
+            self._refs[key] = decode_names(refs[grade_id])
+        return copy.deepcopy(self._refs[key])
 
     def close(self) -> None:
         self.executor.pool.close()
@@ -394,7 +406,7 @@ class Engine:
 
         def on_checkpoint(grade_id: str, session: Session) -> QuestionResult:
             question = master.question(grade_id)
-            ref = decode_names(refs[grade_id]) if grade_id in refs else None
+            ref = self._reference(variant.seed, grade_id, refs)
             return judge_checkpoint(question, session, names[grade_id], ref, variant.hidden_data)[1]
 
         with tempfile.TemporaryDirectory(prefix=f"edsgrade-{assignment}-") as tmp:
