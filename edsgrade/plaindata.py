@@ -491,7 +491,6 @@ class _Decoder:
         raise MalformedValue("a column was expected")
 
     def index(self, obj: Any) -> Any:
-        import numpy as np
         import pandas as pd
 
         tag = obj.get(TAG) if isinstance(obj, dict) else None

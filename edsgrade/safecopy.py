@@ -460,14 +460,18 @@ def scan_tree(src: Path, *, limits: CopyLimits = CopyLimits(), ignore: Ignore = 
               expect_uid: int | None = None) -> CopyReport:
     """Walk ``src`` as :func:`copy_tree` would, copying nothing: counts, refusals and latest change time."""
     report = CopyReport()
-    walk = _Walk(limits, ignore, verb, expect_uid, report)
-    fd = _open_root(Path(src), expect_uid, walk)
+    _walk_only(Path(src), _Walk(limits, ignore, verb, expect_uid, report), expect_uid)
+    return report
+
+
+def _walk_only(src: Path, walk: "_Walk", expect_uid: int | None) -> None:
+    """Run ``walk`` over ``src`` without copying (a scan, or a reader through ``walk.sink``)."""
+    fd = _open_root(src, expect_uid, walk)
     if fd is not None:
         try:
             walk.run(fd, None)
         finally:
             os.close(fd)
-    return report
 
 
 def digest_tree(src: Path, *, limits: CopyLimits = CopyLimits(), ignore: Ignore = None) -> str:
@@ -494,12 +498,7 @@ def digest_tree(src: Path, *, limits: CopyLimits = CopyLimits(), ignore: Ignore 
         digest.update(inner.digest())
 
     walk.sink = feed
-    fd = _open_root(Path(src), None, walk)
-    if fd is not None:
-        try:
-            walk.run(fd, None)
-        finally:
-            os.close(fd)
+    _walk_only(Path(src), walk, None)
     for refusal in report.refusals:
         digest.update(b"R" + str(refusal).encode("utf-8", "backslashreplace") + b"\0")
     return digest.hexdigest()

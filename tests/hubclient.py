@@ -5,8 +5,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
+
+
+def live_processes(uids: set[int]) -> list[str]:
+    """Command lines of the running processes owned by ``uids`` (zombies, already dead, are not counted)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and proc.stat().st_uid in uids:
+                state = next(l for l in (proc / "status").read_text().splitlines() if l.startswith("State:"))
+                if "zombie" not in state:
+                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, StopIteration):
+            pass
+    return found
 
 
 class HubClient:

@@ -27,13 +27,12 @@ import pytest
 from traitlets.config import Config
 
 from conftest import REPO, cli
-from hubclient import Formgrader, HubClient, UserServer
+from hubclient import Formgrader, HubClient, UserServer, live_processes
 from edsgrade import exchange
 from edsgrade.cohort import PROFILES
 from edsgrade.course import Course
 from edsgrade.grading.autograde import grade_assignment
 from edsgrade.hub import system
-from edsgrade.hub.grading import grade_on_hub
 from edsgrade.hub.launcher import HubProcess
 from edsgrade.hub.settings import HubSettings
 from edsgrade.master import load_master
@@ -70,16 +69,7 @@ def free_ports(n: int) -> list[int]:
 def processes_of(users: list[str]) -> list[str]:
     """Command lines of the running processes owned by ``users`` (zombies, already dead, are not counted)."""
     uids = {pwd.getpwnam(u).pw_uid for u in users if u in test_users()}
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and proc.stat().st_uid in uids:
-                state = next(l for l in (proc / "status").read_text().splitlines() if l.startswith("State:"))
-                if "zombie" not in state:
-                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except (OSError, StopIteration):
-            pass
-    return found
+    return live_processes(uids)
 
 
 PROBE = """

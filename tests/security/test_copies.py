@@ -18,7 +18,6 @@ import os
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import arena

@@ -28,7 +28,7 @@ import nbformat
 import pytest
 
 from conftest import REPO, cli, toy_master
-from hubclient import Formgrader, HubClient
+from hubclient import Formgrader, HubClient, live_processes
 from test_hub import free_ports
 from edsgrade.course import Course
 from edsgrade.hub import system
@@ -56,16 +56,7 @@ def processes_of(users: list[str]) -> list[str]:
     """Command lines of the live (not zombie) processes of ``users``, system users of this module."""
     uids = {pwd.getpwnam(u).pw_uid for u in users if u in our_users()}
     assert uids, users
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and proc.stat().st_uid in uids:
-                state = next(l for l in (proc / "status").read_text().splitlines() if l.startswith("State:"))
-                if "zombie" not in state:
-                    found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except (OSError, StopIteration):
-            pass
-    return found
+    return live_processes(uids)
 
 
 def as_user(user: str, settings: HubSettings, *args: str, cwd: str | None = None,

@@ -9,7 +9,6 @@ are graded in one run among honest submissions; each must end with a clear resul
 submission, the honest ones must be graded right, nothing may outlive the run, and the grader's
 resident memory (sampled during the run) must stay bounded.
 """
-import os
 import sys
 import threading
 import time
