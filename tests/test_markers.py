@@ -67,7 +67,7 @@ def test_heavy_markers_follow_what_tests_use(selection):
     assert {f"tests/test_lab{i}.py" for i in range(6)} | {"tests/test_demo.py", "tests/test_labs_common.py"} \
         <= files("slow") & files("root")
     assert {"tests/test_executor.py", "tests/test_hostile.py", "tests/test_pipeline_toy.py"} <= files("root")
-    assert files("hub") == {"tests/test_hub.py"}
+    assert files("hub") == {"tests/test_hub.py", "tests/security/test_hub_trust.py"}
     browser = {node for node in selection["browser"]}
     assert browser and all(node.startswith("tests/test_hub.py::test_browser_") for node in browser), browser
     assert {f for f in files("all") if f.startswith("tests/security/")} <= files("root")
