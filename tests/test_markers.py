@@ -69,5 +69,8 @@ def test_heavy_markers_follow_what_tests_use(selection):
     assert {"tests/test_executor.py", "tests/test_hostile.py", "tests/test_pipeline_toy.py"} <= files("root")
     assert files("hub") == {"tests/test_hub.py", "tests/security/test_hub_trust.py"}
     browser = {node for node in selection["browser"]}
-    assert browser and all(node.startswith("tests/test_hub.py::test_browser_") for node in browser), browser
+    # the hub's browser round and the XSS checks (feedback, formgrader view, nbconvert page in Chromium)
+    assert browser and all(node.startswith(("tests/test_hub.py::test_browser_", "tests/security/test_xss.py::"))
+                           for node in browser), browser
+    assert any(node.startswith("tests/security/test_xss.py::") for node in browser)
     assert {f for f in files("all") if f.startswith("tests/security/")} <= files("root")
