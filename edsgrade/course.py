@@ -15,8 +15,8 @@ from typing import Any, Iterator
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from .config import Settings, check_config, configurable, master_place, resolve
-from .errors import EdsgradeError
+from edsgrade.config import Settings, check_config, configurable, master_place, resolve
+from edsgrade.errors import EdsgradeError
 
 CONFIG_FILE = "nbgrader_config.py"
 log = logging.getLogger("edsgrade")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .course import Course
-from .gradebook import StudentGrades, read_grades
-from .marks import CourseGrades, FinalGrade, final_grades
-from .master import load_master
+from edsgrade.course import Course
+from edsgrade.gradebook.store import StudentGrades, read_grades
+from edsgrade.grades.final import CourseGrades, FinalGrade, final_grades
+from edsgrade.authoring.master import load_master
 
 GRADE_COLUMNS = ["auto", "auto_max", "bonus", "bonus_max", "manual", "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
 
@@ -129,7 +129,7 @@ def rubric_table(course: Course, assignment: str, student: str | None = None):
     """A ``rich`` table of the rubric: one student's criteria (points, comments), or every student's points."""
     from rich.table import Table
 
-    from .rubric import criteria, rubric_overview, rubric_state
+    from edsgrade.grades.rubric import criteria, rubric_overview, rubric_state
 
     if student:
         table = Table(title=f"{assignment}: rubric of {student}")
@@ -153,7 +153,7 @@ def rubric_table(course: Course, assignment: str, student: str | None = None):
 
 def rubric_schemes(course: Course, assignment: str) -> str:
     """The criteria of ``assignment`` with their points and mark schemes, as text for graders."""
-    from .rubric import criteria
+    from edsgrade.grades.rubric import criteria
 
     items = criteria(load_master(course.master_path(assignment)))
     if not items:

@@ -8,8 +8,8 @@ source, release and build products, and a gradebook that knows only those labs):
 what another test did to its course.
 
 :func:`run_lab` is the pipeline every lab test runs on such a copy: release, each student fetches,
-answers (a profile of :mod:`edsgrade.cohort`, or the full solution with some answer cells replaced
-through :func:`edsgrade.cohort.with_answers`) and submits, collect, grade in one call, feedback.
+answers (a profile of :mod:`edsgrade.simulate.cohort`, or the full solution with some answer cells replaced
+through :func:`edsgrade.simulate.cohort.with_answers`) and submits, collect, grade in one call, feedback.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ import nbformat
 
 from conftest import REPO, new_course
 from edsgrade import exchange
-from edsgrade.build import BuildReport, build
-from edsgrade.cohort import answer, with_answers, write_submission
+from edsgrade.build.release import BuildReport, build
+from edsgrade.simulate.cohort import answer, with_answers, write_submission
 from edsgrade.course import Course
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import grade_assignment
-from edsgrade.master import Master, load_master
+from edsgrade.authoring.master import Master, load_master
 
 #: student -> {answer cell grade id -> code}, or a function of the built course and the master giving it
 Answers = Mapping[str, Mapping[str, str]] | Callable[[Course, Master], Mapping[str, Mapping[str, str]]]
@@ -89,10 +89,10 @@ def run_lab(builds: LabBuilds, dest: Path, assignment: str, *, profiles: Mapping
     Parameters
     ----------
     profiles:
-        student -> profile of :data:`edsgrade.cohort.PROFILES` (``"full"``, ``"blank"``, ``"partial"``...).
+        student -> profile of :data:`edsgrade.simulate.cohort.PROFILES` (``"full"``, ``"blank"``, ``"partial"``...).
     answers:
         student -> {answer cell -> code}: the full solution with those cells' solution regions replaced
-        (:func:`edsgrade.cohort.with_answers`); or a function ``(course, master) -> that mapping``, for
+        (:func:`edsgrade.simulate.cohort.with_answers`); or a function ``(course, master) -> that mapping``, for
         answers made from the master's own (a typical mistake) or from the build (values read off the data).
     grade_options:
         passed to :func:`edsgrade.grading.autograde.grade_assignment` (``cell_timeout=...``).
@@ -157,7 +157,7 @@ def run_demo_cli(builds: LabBuilds, dest: Path) -> SimpleNamespace:
     build step is tested by running it without ``--reuse-build`` (``tests/test_demo.py``).
     """
     from conftest import cli
-    from edsgrade.demo import DEMO_ASSIGNMENTS
+    from edsgrade.simulate.demo import DEMO_ASSIGNMENTS
 
     course = builds.course_copy(dest, DEMO_ASSIGNMENTS)
     proc = cli(course.root, "demo", "--reuse-build", timeout=2400)

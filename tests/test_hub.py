@@ -29,13 +29,13 @@ from traitlets.config import Config
 from conftest import REPO, cli
 from hubclient import Formgrader, HubClient, UserServer, live_processes
 from edsgrade import exchange
-from edsgrade.cohort import PROFILES
+from edsgrade.simulate.cohort import PROFILES
 from edsgrade.course import Course
 from edsgrade.grading.autograde import grade_assignment
 from edsgrade.hub import system
 from edsgrade.hub.launcher import HubProcess
 from edsgrade.hub.settings import HubSettings
-from edsgrade.master import load_master
+from edsgrade.authoring.master import load_master
 
 A = "lab1-calibration"
 PREFIX = "edsht-"
@@ -364,7 +364,7 @@ def test_hub_grades_like_the_local_pipeline(hub):
     # rule that a submission filed under a student's name must belong to that student's account)
     local = Course(hub.base / "local", overrides=Config({
         "Exchange": {"root": str(hub.base / "local-exchange")},
-        "ExchangeFactory": {"collect": "edsgrade.safeexchange.SafeCollect"},
+        "ExchangeFactory": {"collect": "edsgrade.exchange.safe.SafeCollect"},
         "SafeCollect": {"check_owner": False}}))
     exchange.release(local, A)
     for name in STUDENTS:

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from edsgrade.cohort import answer, solution_of
+from edsgrade.simulate.cohort import answer, solution_of
 from labkit import lost, replaced, run_lab, scores
 
 A = "lab0-python"

@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from edsgrade.build import load_reference
-from edsgrade.cohort import solution_of
+from edsgrade.grading.variants import load_reference
+from edsgrade.simulate.cohort import solution_of
 from edsgrade.course import Course
-from edsgrade.plaindata import decode_names
+from edsgrade.grading.sandbox.plaindata import decode_names
 from labkit import replaced, run_lab, scores
 
 A = "lab3-location"

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from edsgrade.cohort import solution_of
+from edsgrade.simulate.cohort import solution_of
 from labkit import lost, replaced, run_lab, scores
 
 A = "lab4-lidar"

@@ -7,9 +7,9 @@ import sys
 import nbformat
 
 from conftest import cli
-from edsgrade.cohort import answer
+from edsgrade.simulate.cohort import answer
 from edsgrade.course import Course
-from edsgrade.master import load_master
+from edsgrade.authoring.master import load_master
 
 
 def ok(proc):

@@ -2,7 +2,7 @@
 
 ``submitted/`` is only read. Each submission runs in a throw-away copy made of the release's
 files (data, public checks) with the student's files on top, in a sandbox
-(:mod:`edsgrade.grading.sandbox`), several at a time (:mod:`edsgrade.grading.backends`). Whatever a
+(:mod:`edsgrade.grading.sandbox.confinement`), several at a time (:mod:`edsgrade.grading.backends`). Whatever a
 submission does, it ends with a recorded :class:`SubmissionResult`: a score per question, or a
 clear error (invalid notebook, timeout, crash). A journal (:mod:`edsgrade.grading.journal`) makes
 a killed run resumable: running the same command again grades only what is left.
@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..course import Course, CourseError
-from ..master import load_master
-from .backends import default_workers, run_dask, run_local
-from .engine import RESULT_FILE, GradingOptions, SubmissionResult, read_result
-from .journal import Journal, submission_digest
+from edsgrade.course import Course, CourseError
+from edsgrade.authoring.master import load_master
+from edsgrade.grading.backends import default_workers, run_dask, run_local
+from edsgrade.grading.engine import RESULT_FILE, GradingOptions, SubmissionResult, read_result
+from edsgrade.grading.journal import Journal, submission_digest
 
 log = logging.getLogger("edsgrade")
 __all__ = ["GradingRun", "SubmissionResult", "grade_assignment", "read_result", "save_result", "RESULT_FILE"]
@@ -91,8 +91,8 @@ def grade_run(course: Course, assignment: str, students: Iterable[str] | None = 
               force: bool = False, workers: int | None = None, backend: str = "local",
               scheduler: str | None = None, **overrides: Any) -> GradingRun:
     """:func:`grade_assignment`, returning a :class:`GradingRun` (results, what was skipped, times)."""
-    from ..gradebook import record
-    from .variants import Variants
+    from edsgrade.gradebook.store import record
+    from edsgrade.grading.variants import Variants
 
     start = time.monotonic()
     master = load_master(course.master_path(assignment))

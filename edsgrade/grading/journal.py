@@ -17,16 +17,16 @@ import threading
 import time
 from pathlib import Path
 
-from ..course import Course
+from edsgrade.course import Course
 
 JOURNAL_FILE = "journal.jsonl"
 
 
 def submission_digest(course: Course, student: str, assignment: str) -> str:
     """A digest of a collected submission: its files' names and contents (``timestamp.txt`` included),
-    read as the working copy reads them (:func:`edsgrade.safecopy.digest_tree`: no link followed, no
+    read as the working copy reads them (:func:`edsgrade.exchange.safecopy.digest_tree`: no link followed, no
     FIFO opened, a deep or huge tree bounded), so an odd file never stops the class's grading."""
-    from ..safecopy import digest_tree
+    from edsgrade.exchange.safecopy import digest_tree
 
     return digest_tree(course.submitted_dir(student, assignment))
 

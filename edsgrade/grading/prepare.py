@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from ..master import Master
+from edsgrade.authoring.master import Master
 
 GRADED_SOURCE = 'grader.check("{grade_id}")'
 OTTER_INIT_TAG = "otter-init"

@@ -87,7 +87,7 @@ class HubSettings:
         if not path:
             raise RuntimeError(f"{SETTINGS_ENV} is not set: start the hub with `edsgrade hub`.")
         if not Path(path).is_file():
-            from ..course import CourseError
+            from edsgrade.course import CourseError
 
             raise CourseError(f"{path} does not exist: no course hub was started with this state folder "
                               "(start it with `edsgrade hub`, or pass the --state-dir it was started with).")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from nbgrader.api import MissingEntry
 
-from .course import Course, CourseError
-from .exam import late_plugin, store_late_penalty
-from .master import Master, load_master, mark_scheme
+from edsgrade.course import Course, CourseError
+from edsgrade.gradebook.late import late_plugin, store_late_penalty
+from edsgrade.authoring.master import Master, load_master, mark_scheme
 
 
 class RubricError(CourseError):

@@ -1,7 +1,7 @@
 """``edsgrade exam-demo`` (``make exam-demo``): a whole exam day on ``exam-hackathon`` with a simulated class.
 
 open (build, deadline = start + duration in the gradebook, release) -> eleven students fetch, work
-and hand in (see :mod:`edsgrade.examcohort`; one late, one within the grace period) -> close
+and hand in (see :mod:`edsgrade.simulate.examcohort`; one late, one within the grace period) -> close
 (collect, flag the late ones) -> grade (automatic part, hidden labels on the instructor's side) ->
 rubric (the simulated grader's points and comments, as ``edsgrade rubric`` enters them) ->
 feedback -> final grades (automatic and rubric parts combined, late penalty applied).
@@ -19,15 +19,15 @@ from typing import Any, Callable
 
 import nbformat
 
-from . import exchange
-from .course import Course
-from .exam import CloseReport, close_exam, exam_settings, open_exam, utcnow
-from .examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidate, make_notebook, redate_submission, rubric_comment
-from .feedback import write_feedback
-from .grading.autograde import SubmissionResult, grade_assignment
-from .marks import FinalGrade, final_grades
-from .master import load_master
-from .rubric import set_criterion
+from edsgrade import exchange
+from edsgrade.course import Course
+from edsgrade.exam import CloseReport, close_exam, exam_settings, open_exam, utcnow
+from edsgrade.simulate.examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidate, make_notebook, redate_submission, rubric_comment
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import SubmissionResult, grade_assignment
+from edsgrade.grades.final import FinalGrade, final_grades
+from edsgrade.authoring.master import load_master
+from edsgrade.grades.rubric import set_criterion
 
 
 @dataclass

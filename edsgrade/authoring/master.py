@@ -14,9 +14,9 @@ from typing import Any
 
 import nbformat
 
-from .grading.context import CONTEXT_PARAMS
-from .config import check_master, master_place
-from .errors import EdsgradeError
+from edsgrade.authoring import CONTEXT_PARAMS
+from edsgrade.config import check_master, master_place
+from edsgrade.errors import EdsgradeError
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import nbformat
 
-from .master import SOLUTION_BEGIN, SOLUTION_END, Master, is_solution_cell, is_test_cell
+from edsgrade.authoring.master import SOLUTION_BEGIN, SOLUTION_END, Master, is_solution_cell, is_test_cell
 
 
 def _gid(cell: nbformat.NotebookNode) -> str | None:

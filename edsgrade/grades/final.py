@@ -9,7 +9,7 @@ grade is proportional to the points: ``scale × (auto + manual earned) / (auto +
 **Bonus** questions (a master's ``"edsgrade": {"bonus": ["q11", "q12"]}``, e.g. a lab's optional
 "go further" part) are not in the possible points: what they earn is added to the automatic part's
 earned points, and the grade is capped at the scale.
-The late penalty of nbgrader's configured plugin (:func:`edsgrade.exam.late_plugin`) is then taken
+The late penalty of nbgrader's configured plugin (:func:`edsgrade.gradebook.late.late_plugin`) is then taken
 off the grade. A grade with rubric criteria still to mark is *pending*: no number is shown for it,
 never a silent 0.
 
@@ -29,10 +29,27 @@ from typing import Any
 
 from nbgrader.api import MissingEntry
 
-from .config import configurable
-from .course import Course, CourseError
-from .exam import describe_policy, exam_settings, late_penalty, late_plugin, minutes_text
-from .master import Master, load_master
+from edsgrade.config import configurable
+from edsgrade.course import Course, CourseError
+from edsgrade.gradebook.late import describe_policy, late_penalty, late_plugin, minutes_text
+from edsgrade.authoring.master import Master, load_master
+
+
+@dataclass(frozen=True)
+class ExamSettings:
+    """An assignment's exam settings, resolved (course, course per assignment, master)."""
+
+    is_exam: bool
+    auto_share: float
+    duration_minutes: float
+
+
+def exam_settings(course: Course, master: Master) -> ExamSettings:
+    """Resolve ``master``'s exam settings by the one rule (:meth:`Course.settings`): ``c.Exam``, then
+    ``c.Exam.assignments[A]``, then the master's ``edsgrade.exam`` metadata. An assignment is an exam if either
+    of the last two mentions it. A bad value raises :class:`~edsgrade.config.SettingsError`."""
+    settings = course.settings(master)
+    return ExamSettings(settings.is_exam, float(settings["auto_share"]), float(settings["duration_minutes"]))
 
 
 Grades = configurable("Grades", __name__, """How grades are reported (``c.Grades.*``); traits from the one schema

@@ -1,6 +1,6 @@
 """``edsgrade demo``: the whole course pipeline on the course's labs, with a simulated cohort.
 
-build -> release -> each student fetches, answers (see :mod:`edsgrade.cohort`) and submits ->
+build -> release -> each student fetches, answers (see :mod:`edsgrade.simulate.cohort`) and submits ->
 collect -> grade -> feedback -> score table. Running it again starts the cohort afresh.
 
 ``rebuild=False`` (``edsgrade demo --reuse-build``) starts from the lab's current build when there is
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import exchange
-from .build import BuildReport, build, load_reference
-from .cohort import PROFILES, write_submission
-from .course import Course, CourseError
-from .feedback import write_feedback
-from .grading.autograde import SubmissionResult, grade_assignment
-from .master import load_master
+from edsgrade import exchange
+from edsgrade.build.release import BuildReport, build
+from edsgrade.grading.variants import load_reference
+from edsgrade.simulate.cohort import PROFILES, write_submission
+from edsgrade.course import Course, CourseError
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import SubmissionResult, grade_assignment
+from edsgrade.authoring.master import load_master
 
 #: the labs ``edsgrade demo`` runs, in order, when none is named
 DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab0-python", "lab1-calibration", "lab2-volcano", "lab3-location", "lab4-lidar",
