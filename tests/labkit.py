@@ -26,7 +26,7 @@ from edsgrade.build.release import BuildReport, build
 from edsgrade.simulate.cohort import answer, with_answers, write_submission
 from edsgrade.course import Course
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.grading.autograde import grade_run
 from edsgrade.authoring.master import Master, load_master
 
 #: student -> {answer cell grade id -> code}, or a function of the built course and the master giving it
@@ -95,7 +95,7 @@ def run_lab(builds: LabBuilds, dest: Path, assignment: str, *, profiles: Mapping
         (:func:`edsgrade.simulate.cohort.with_answers`); or a function ``(course, master) -> that mapping``, for
         answers made from the master's own (a typical mistake) or from the build (values read off the data).
     grade_options:
-        passed to :func:`edsgrade.grading.autograde.grade_assignment` (``cell_timeout=...``).
+        passed to :func:`edsgrade.grading.autograde.grade_run` (``cell_timeout=...``).
 
     Returns a namespace with ``root``, ``course``, ``master``, ``report`` (the session's build report)
     and ``results`` (student -> :class:`~edsgrade.grading.autograde.SubmissionResult`).
@@ -118,7 +118,7 @@ def run_lab(builds: LabBuilds, dest: Path, assignment: str, *, profiles: Mapping
         nbformat.write(nb, folder / master.path.name)
         exchange.submit(course, assignment, student)
     exchange.collect(course, assignment)
-    results = {r.student: r for r in grade_assignment(course, assignment, progress=False, **grade_options)}
+    results = {r.student: r for r in grade_run(course, assignment, progress=False, **grade_options).results}
     write_feedback(course, assignment)
     return SimpleNamespace(root=course.root, course=course, master=master, report=builds.reports[assignment],
                            results=results)

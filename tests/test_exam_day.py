@@ -24,7 +24,7 @@ from edsgrade.config import SettingsError
 from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_settings, extend, open_exam,
                            parse_time)
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.grading.autograde import grade_run
 from edsgrade.report import rubric_schemes, write_csv
 from edsgrade.simulate.examcohort import redate_submission, simulated_arrivals_path
 from edsgrade.exchange import fetch, submit
@@ -107,7 +107,7 @@ def test_exam_day_end_to_end(toy_course):
     assert re.search(r"ana: .* on time", out) and re.search(r"ben: .* LATE by 25 min", out)
     assert re.search(r"cyd: .* LATE by 3 min", out)
 
-    grade_assignment(course, "exam", progress=False)
+    grade_run(course, "exam", progress=False)
     # not marked yet: no grade, the report says what is left (not a silent 0)
     write_csv(course, "exam", root / "before.csv")
     rows = {r["student"]: r for r in csv.DictReader(open(root / "before.csv"))}

@@ -31,7 +31,7 @@ from hubclient import Formgrader, HubClient, UserServer, live_processes
 from edsgrade import exchange
 from edsgrade.simulate.cohort import PROFILES
 from edsgrade.course import Course
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.grading.autograde import grade_run
 from edsgrade.hub import system
 from edsgrade.hub.launcher import HubProcess
 from edsgrade.hub.settings import HubSettings
@@ -372,7 +372,7 @@ def test_hub_grades_like_the_local_pipeline(hub):
         nbformat.write(hub.notebooks[name], folder / f"{A}.ipynb")
         exchange.submit(local, A, name)
     exchange.collect(local, A)
-    results = {r.student: r for r in grade_assignment(local, A, list(STUDENTS), progress=False)}
+    results = {r.student: r for r in grade_run(local, A, list(STUDENTS), progress=False).results}
     for name in STUDENTS:
         assert hub_scores[name] == pytest.approx(results[name].score), name
     full, partial, blank = (hub_scores[n] for n in STUDENTS)

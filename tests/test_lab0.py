@@ -1,7 +1,7 @@
 """lab0-python (the self-evaluation lab) end to end: build, release without leaks, instant checks, grading.
 
 One course per module (``labkit.run_lab`` on the session's build); every submission (two other
-correct solutions and two typical wrong ones) is graded in a single ``grade_assignment`` call. What
+correct solutions and two typical wrong ones) is graded in a single ``grade_run`` call. What
 every lab shares (solution full, release 0, no leak, small data) is in ``test_labs_common.py``.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """lab3-location through the whole pipeline: build, release, submissions, grading, feedback.
 
 One module-scoped course (``labkit.run_lab`` on the session's build), every submission graded in a
-single ``grade_assignment`` call, each on a hidden draw of the data (the master's ``variants``). The
+single ``grade_run`` call, each on a hidden draw of the data (the master's ``variants``). The
 cohort (the solution and the release are graded in ``test_labs_common.py``): two alternative correct solutions (own STA/LTA and loops everywhere; ObsPy's recursive
 STA/LTA and ``locations2degrees``), three typical mistakes (distances in metres, sigma not squared in
 the Gaussian, degrees fed to ``np.sin``) and picks typed by hand from the released data.

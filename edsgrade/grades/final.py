@@ -250,14 +250,6 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
     return [rows[s] for s in sorted(rows)]
 
 
-def final_grade(course: Course, assignment: str, student: str, scale: float | None = None) -> FinalGrade | None:
-    """One student's :class:`FinalGrade` for ``assignment`` (None if nothing was handed in)."""
-    for row in final_grades(course, assignment, scale):
-        if row.student == student:
-            return row
-    return None
-
-
 # ---- the course total ----------------------------------------------------------------------------
 
 @dataclass
@@ -286,10 +278,6 @@ class CourseGrades:
     policies: list[Policy]
     rows: list[CourseRow]
     scale: float
-
-    @property
-    def weight_total(self) -> float:
-        return sum(p.weight for p in self.policies)
 
 
 def course_grades(course: Course, scale: float | None = None) -> CourseGrades:

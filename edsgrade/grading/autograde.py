@@ -23,14 +23,7 @@ from edsgrade.grading.engine import RESULT_FILE, GradingOptions, SubmissionResul
 from edsgrade.grading.journal import Journal, submission_digest
 
 log = logging.getLogger("edsgrade")
-__all__ = ["GradingRun", "SubmissionResult", "grade_assignment", "read_result", "save_result", "RESULT_FILE"]
-
-
-def save_result(course: Course, result: SubmissionResult) -> None:
-    """Rewrite ``autograded/S/A/result.json`` (e.g. after a manual correction)."""
-    folder = course.autograded_dir(result.student, result.assignment)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
+__all__ = ["GradingRun", "SubmissionResult", "grade_run", "read_result", "RESULT_FILE"]
 
 
 def _check_built(course: Course, assignment: str) -> None:
@@ -71,26 +64,18 @@ class GradingRun:
         return text
 
 
-def grade_assignment(course: Course, assignment: str, students: Iterable[str] | None = None, *,
-                     on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
-                     force: bool = False, workers: int | None = None, backend: str = "local",
-                     scheduler: str | None = None, **overrides: Any) -> list[SubmissionResult]:
+def grade_run(course: Course, assignment: str, students: Iterable[str] | None = None, *,
+              on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
+              force: bool = False, workers: int | None = None, backend: str = "local",
+              scheduler: str | None = None, **overrides: Any) -> GradingRun:
     """Grade the collected submissions of ``assignment`` (all, or ``students``) and record them.
 
     Already graded, unchanged submissions are skipped (their recorded results are returned)
     unless ``force``. ``overrides`` (``cell_timeout``, ``timeout``, ``memory``...) come on top of
     the course's and the master's settings. Scores go to nbgrader's gradebook as each submission
-    finishes, one transaction each. See :func:`grade_run` for the run's summary.
+    finishes, one transaction each. Returns a :class:`GradingRun` (results in the order asked, what was
+    skipped, times).
     """
-    return grade_run(course, assignment, students, on_result=on_result, progress=progress, force=force,
-                     workers=workers, backend=backend, scheduler=scheduler, **overrides).results
-
-
-def grade_run(course: Course, assignment: str, students: Iterable[str] | None = None, *,
-              on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
-              force: bool = False, workers: int | None = None, backend: str = "local",
-              scheduler: str | None = None, **overrides: Any) -> GradingRun:
-    """:func:`grade_assignment`, returning a :class:`GradingRun` (results, what was skipped, times)."""
     from edsgrade.gradebook.store import record
     from edsgrade.grading.variants import Variants
 

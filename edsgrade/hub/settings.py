@@ -68,10 +68,6 @@ class HubSettings:
         return Path(self.state_dir) / "jupyter" / role
 
     @property
-    def student_group(self) -> str:
-        return f"nbgrader-{self.course_id}"
-
-    @property
     def grader_group(self) -> str:
         return f"formgrade-{self.course_id}"
 

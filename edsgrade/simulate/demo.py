@@ -21,7 +21,7 @@ from edsgrade.grading.variants import load_reference
 from edsgrade.simulate.cohort import PROFILES, write_submission
 from edsgrade.course import Course, CourseError
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import SubmissionResult, grade_assignment
+from edsgrade.grading.autograde import SubmissionResult, grade_run
 from edsgrade.authoring.master import load_master
 
 #: the labs ``edsgrade demo`` runs, in order, when none is named
@@ -85,6 +85,6 @@ def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = No
         echo(f"  {student:8s} fetched, answered ({PROFILES[profile][0]}) and submitted")
     collected = exchange.collect(course, assignment)
     echo(f"collected {len(collected)} submissions into {course.root / 'submitted'}")
-    results = grade_assignment(course, assignment, list(cohort), cell_timeout=cell_timeout, progress=progress)
+    results = grade_run(course, assignment, list(cohort), cell_timeout=cell_timeout, progress=progress).results
     paths = write_feedback(course, assignment, list(cohort))
     return DemoReport(assignment, results, paths, time.monotonic() - start)

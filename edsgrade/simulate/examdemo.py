@@ -24,7 +24,7 @@ from edsgrade.course import Course
 from edsgrade.exam import CloseReport, close_exam, exam_settings, open_exam, utcnow
 from edsgrade.simulate.examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidate, make_notebook, redate_submission, rubric_comment
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import SubmissionResult, grade_assignment
+from edsgrade.grading.autograde import SubmissionResult, grade_run
 from edsgrade.grades.final import FinalGrade, final_grades
 from edsgrade.authoring.master import load_master
 from edsgrade.grades.rubric import set_criterion
@@ -66,7 +66,7 @@ def run_exam_demo(course: Course, classroom: dict[str, Candidate] | None = None,
     closed = close_exam(course, assignment)
     late = ", ".join(f"{a.student} ({a.seconds_late / 60:.0f} min)" for a in closed.late) or "nobody"
     echo(f"closed: collected {len(closed.arrivals)} submissions; late: {late}; policy: {closed.policy}")
-    results = grade_assignment(course, assignment, list(classroom), cell_timeout=cell_timeout, progress=progress)
+    results = grade_run(course, assignment, list(classroom), cell_timeout=cell_timeout, progress=progress).results
     for student, who in classroom.items():
         for criterion, points in zip(RUBRIC, who.marks):
             set_criterion(course, assignment, student, criterion, points=points, comment=rubric_comment(who, criterion))

@@ -475,7 +475,3 @@ def prepare_workdir(workdir: Path, uid: int | None, gid: int | None) -> None:
     slot's user never owns, writes or fills the host's folder; unconfined, the notebook runs in it.
     """
     os.chmod(workdir, 0o700)
-
-
-def remove_workdir(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)
