@@ -29,8 +29,8 @@ from dateutil import parser as dateparser
 from dateutil import tz as datetz
 
 from edsgrade.config import configurable
-from edsgrade.course import Course, CourseError
-from edsgrade.authoring.master import Master, load_master
+from edsgrade.course import Assignment, Course, CourseError
+from edsgrade.authoring.master import Master
 # the late-submission policy lives with the gradebook it writes to; nbgrader configs name it
 # ``edsgrade.exam.LatePenalty`` (c.AssignLatePenalties.plugin_class), so that dotted name is kept here
 from edsgrade.gradebook.late import LatePenalty, describe_policy, late_plugin, minutes_text  # noqa: F401
@@ -98,12 +98,10 @@ class ExamSession:
 
 
 def _needs_build(course: Course, master: Master) -> bool:
-    from edsgrade.grading.variants import load_reference
-
     if not course.release_dir(master.assignment).is_dir():
         return True
     try:
-        load_reference(course, master)
+        Assignment(course, master.assignment, master).reference()
     except CourseError:
         return True  # never built, or the master changed since
     return False
@@ -129,7 +127,7 @@ def open_exam(course: Course, assignment: str, *, start: str | dt.datetime | Non
     """
     from edsgrade.exchange import release
 
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     settings = exam_settings(course, master)
     minutes = settings.duration_minutes if duration_minutes is None else float(duration_minutes)
     if not minutes > 0:

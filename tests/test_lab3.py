@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from edsgrade.grading.variants import load_reference
 from edsgrade.simulate.cohort import solution_of
 from edsgrade.course import Course
 from edsgrade.grading.sandbox.plaindata import decode_names
@@ -180,7 +179,7 @@ WRONG_RADIANS = 'np.radians(np.asarray(sta_lon, dtype=float)) - np.radians(lon)'
 
 def hard_coded_picks(course: Course, master) -> str:
     """Answer a3 as a student who typed the picks they read on the released data."""
-    picks = decode_names(load_reference(course, master)["q3"])["picks"]
+    picks = decode_names(course.assignment(master.assignment).reference()["q3"])["picks"]
     return "picks = pd.Series(" + repr({k: round(float(v), 2) for k, v in picks.items()}) + ")"
 
 

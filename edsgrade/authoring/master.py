@@ -6,7 +6,9 @@ single place that knows how to read one; the build, the grader and the feedback 
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -350,6 +352,13 @@ def parse_master(nb: nbformat.NotebookNode, path: Path, delimiters: Delimiters =
         except AuthoringError as exc:
             raise AuthoringError(f"{path.name}, {exc}") from None
     return master
+
+
+def master_digest(master: Master) -> str:
+    """A digest of the master notebook's cells, to detect a master edited after its build."""
+    payload = json.dumps([(c.cell_type, c.source, c.get("metadata", {}).get("nbgrader", {}))
+                          for c in master.notebook.cells], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def load_master(path: Path | str, delimiters: Delimiters = DELIMITERS) -> Master:

@@ -30,14 +30,13 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from edsgrade.authoring.leakcheck import find_leaks
-from edsgrade.authoring.master import Delimiters, is_test_cell, load_master, strip_authoring_imports
+from edsgrade.authoring.master import is_test_cell, master_digest, strip_authoring_imports
 from edsgrade.build.otter import OTTER_INIT, export_otter, test_file_source
 from edsgrade.build.reference import BuildError, generate_data, generate_hidden_data, reference_values
 from edsgrade.build.variants import build_variants
 from edsgrade.config import DEFAULTS
-from edsgrade.course import Course
+from edsgrade.course import HIDDEN_DIR, REF_FILE, Course
 from edsgrade.grading.prepare import release_test_source
-from edsgrade.grading.variants import HIDDEN_DIR, REF_FILE, master_digest
 
 log = logging.getLogger("edsgrade")
 class ReleaseChecks(NbGraderPreprocessor):
@@ -93,7 +92,7 @@ def build(course: Course, assignment: str, *, echo: Any = log.info) -> BuildRepo
     """Build ``assignment`` of ``course`` (see the module docstring for the steps)."""
     start = time.monotonic()
     # the course's own region markers, as nbgrader's generate_assignment will read them
-    master = load_master(course.master_path(assignment), Delimiters.from_config(course.config))
+    master = course.assignment(assignment).master
     source = course.source_dir(assignment)
     release = course.release_dir(assignment)
     out = course.build_dir(assignment)

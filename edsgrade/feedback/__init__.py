@@ -23,7 +23,7 @@ from nbgrader.api import MissingEntry
 from edsgrade.course import Course, CourseError
 from edsgrade.grading.autograde import SubmissionResult, read_result
 from edsgrade.grades.final import FinalGrade, final_grades
-from edsgrade.authoring.master import Master, load_master
+from edsgrade.authoring.master import Master
 
 #: The feedback page's Content-Security-Policy: its own inline style sheet and data: images, nothing else.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'; object-src 'none'; "
@@ -72,7 +72,7 @@ def render(result: SubmissionResult, manual: list[ManualGrade], final: FinalGrad
 
 def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:
     """Write the feedback of every graded submission of ``assignment`` (or of ``students``)."""
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     written: list[Path] = []
     finals = {f.student: f for f in final_grades(course, assignment)}
     for student in students or course.submitted_students(assignment):

@@ -32,7 +32,7 @@ from nbgrader.api import MissingEntry
 from edsgrade.config import configurable
 from edsgrade.course import Course, CourseError
 from edsgrade.gradebook.late import describe_policy, late_penalty, late_plugin, minutes_text
-from edsgrade.authoring.master import Master, load_master
+from edsgrade.authoring.master import Master
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
     A collected submission not yet autograded, or with rubric criteria still to mark, gets no
     grade (``grade`` is None) and a status saying what is left to do.
     """
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     pol = policy(course, master, scale)
     plugin = late_plugin(course)
     text = describe_policy(plugin)
@@ -295,7 +295,7 @@ def course_grades(course: Course, scale: float | None = None) -> CourseGrades:
         rows = final_grades(course, name, scale)
         if not rows:
             continue
-        policies.append(policy(course, load_master(course.master_path(name)), scale))
+        policies.append(policy(course, course.assignment(name).master, scale))
         by_assignment[name] = {r.student: r for r in rows}
         students.update(by_assignment[name])
     out_of = policies[0].scale if policies else float(Grades(config=course.config).scale if scale is None else scale)

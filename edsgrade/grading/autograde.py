@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from edsgrade.course import Course, CourseError
-from edsgrade.authoring.master import load_master
 from edsgrade.grading.backends import default_workers, run_dask, run_local
 from edsgrade.grading.engine import RESULT_FILE, GradingOptions, SubmissionResult, read_result
 from edsgrade.grading.journal import Journal, submission_digest
@@ -80,7 +79,7 @@ def grade_run(course: Course, assignment: str, students: Iterable[str] | None = 
     from edsgrade.grading.variants import Variants
 
     start = time.monotonic()
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     Variants(course, master)  # errors now if the build is missing or older than the master
     _check_built(course, assignment)
     available = course.submitted_students(assignment)

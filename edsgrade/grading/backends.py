@@ -103,10 +103,9 @@ def run_dask(course: Course, assignment: str, students: Iterable[str], options: 
                 result = SubmissionResult.from_dict(future.result())
             except Exception as exc:  # the worker died or could not run the task: record it
                 from edsgrade.grading.engine import zero
-                from edsgrade.authoring.master import load_master
 
                 result = SubmissionResult(student, assignment, Status.ERROR,
-                                          questions=zero(load_master(course.master_path(assignment))),
+                                          questions=zero(course.assignment(assignment).master),
                                           message=f"the Dask worker failed ({type(exc).__name__}: {exc}); "
                                                   "grade this student again")
             on_done(result)

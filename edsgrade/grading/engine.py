@@ -23,7 +23,7 @@ import nbformat
 
 from edsgrade.config import DEFAULTS
 from edsgrade.course import Course
-from edsgrade.authoring.master import Master, Question, load_master
+from edsgrade.authoring.master import Master, Question
 from edsgrade.grading.sandbox.plaindata import decode_names
 from edsgrade.exchange.safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
 from edsgrade.exchange.safe import COLLECT_FILE, read_collect_record, read_small, read_time
@@ -327,7 +327,7 @@ class Engine:
         from edsgrade.grading.variants import Variants
 
         self.course, self.options = course, options
-        self.master = load_master(course.master_path(assignment))
+        self.master = course.assignment(assignment).master
         self.variants = Variants(course, self.master)
         self.executor = start_executor(self.master, options)
         self._refs: dict[tuple[int | None, str], dict[str, Any]] = {}

@@ -11,7 +11,7 @@ values); the grader runs every submission on one hidden draw (chosen per student
 from the student's own run, fails; a general one passes. The seeds are removed from the release.
 
 This is the read side (what grading needs of the build's products: :data:`REF_FILE`, the reference
-values of each draw, and :func:`load_reference`); :mod:`edsgrade.build.variants` writes them.
+values of each draw; those of the students' draw: :meth:`edsgrade.course.Assignment.reference`); :mod:`edsgrade.build.variants` writes them.
 """
 from __future__ import annotations
 
@@ -21,31 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edsgrade.course import Course, CourseError
-from edsgrade.authoring.master import Master
+from edsgrade.authoring.master import Master, master_digest
+from edsgrade.course import HIDDEN_DIR, REF_FILE, VARIANTS_DIR, Assignment, Course, CourseError
 
-VARIANTS_DIR = "variants"
-HIDDEN_DIR = "hidden"  # build/A/hidden, build/A/variants/SEED/hidden: instructor-only dataset files
-REF_FILE = "reference.json"  # build/A/reference.json, build/A/variants/SEED/reference.json
-
-
-def master_digest(master: Master) -> str:
-    """A digest of the master notebook's cells, to detect a master edited after its build."""
-    payload = json.dumps([(c.cell_type, c.source, c.get("metadata", {}).get("nbgrader", {}))
-                          for c in master.notebook.cells], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def load_reference(course: Course, master: Master) -> dict[str, dict[str, Any]]:
-    """The reference values written by the last build; errors if the master changed since."""
-    path = course.build_dir(master.assignment) / REF_FILE
-    if not path.is_file():
-        raise CourseError(f"{path} is missing: run `edsgrade build {master.assignment}` first.")
-    data = json.loads(path.read_text())
-    if data.get("master") != master_digest(master):
-        raise CourseError(f"{master.path} changed since it was built: run `edsgrade build {master.assignment}` "
-                          "again (and release it if students must see the change).")
-    return data["values"]
 
 
 def hidden_folder(course: Course, master: Master) -> Path | None:
@@ -87,7 +65,7 @@ class Variants:
     def __init__(self, course: Course, master: Master) -> None:
         self.course, self.master = course, master
         self.seeds = variant_seeds(master)
-        self.base = load_reference(course, master)
+        self.base = Assignment(course, master.assignment, master).reference()
         self._cache: dict[int, Variant] = {}
 
     def for_student(self, student: str) -> Variant:

@@ -17,12 +17,10 @@ from typing import Any, Callable
 
 from edsgrade import exchange
 from edsgrade.build.release import BuildReport, build
-from edsgrade.grading.variants import load_reference
 from edsgrade.simulate.cohort import PROFILES, write_submission
 from edsgrade.course import Course, CourseError
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import SubmissionResult, grade_run
-from edsgrade.authoring.master import load_master
 
 #: the labs ``edsgrade demo`` runs, in order, when none is named
 DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab0-python", "lab1-calibration", "lab2-volcano", "lab3-location", "lab4-lidar",
@@ -46,11 +44,11 @@ def is_built(course: Course, assignment: str) -> bool:
 
     It does not see changes to the package's own code (a dataset generator, say): build again after those.
     """
-    master = load_master(course.master_path(assignment))
-    if not (course.release_dir(assignment) / master.path.name).is_file():
+    lab = course.assignment(assignment)
+    if not (lab.release_dir / lab.master.path.name).is_file():
         return False
     try:
-        load_reference(course, master)  # refuses values built from another version of the master
+        lab.reference()  # refuses values built from another version of the master
     except CourseError:
         return False
     return True
@@ -77,7 +75,7 @@ def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = No
         echo(f"{assignment} is built from its current master: reusing that build")
     exchange.release(course, assignment)
     echo(f"released {assignment} to the exchange {course.exchange_root}")
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     for student, profile in cohort.items():
         folder = exchange.fetch(course, assignment, student, replace=True)
         write_submission(profile, folder / master.path.name, master, folder / master.path.name)

@@ -26,7 +26,6 @@ from edsgrade.simulate.examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidat
 from edsgrade.feedback import write_feedback
 from edsgrade.grading.autograde import SubmissionResult, grade_run
 from edsgrade.grades.final import FinalGrade, final_grades
-from edsgrade.authoring.master import load_master
 from edsgrade.grades.rubric import set_criterion
 
 
@@ -49,7 +48,7 @@ def run_exam_demo(course: Course, classroom: dict[str, Candidate] | None = None,
     simulated class) and return what it produced. Running it again starts the exam afresh."""
     begin = time.monotonic()
     classroom = classroom or CLASS
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     minutes = exam_settings(course, master).duration_minutes
     start = (utcnow() - dt.timedelta(minutes=minutes + 30)).replace(microsecond=0)
     session = open_exam(course, assignment, start=start, echo=echo)
