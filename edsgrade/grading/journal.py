@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from edsgrade.course import Course
+from edsgrade.course import REF_FILE, VARIANTS_DIR, Course
 
 JOURNAL_FILE = "journal.jsonl"
 
@@ -35,7 +35,7 @@ def build_digest(course: Course, assignment: str) -> str:
     """A digest of what grading depends on in the build (reference values, hidden draws)."""
     digest = hashlib.sha256()
     build = course.build_dir(assignment)
-    for path in sorted([build / "reference.json", *build.glob("variants/*/reference.json")]):
+    for path in sorted([build / REF_FILE, *build.glob(f"{VARIANTS_DIR}/*/{REF_FILE}")]):
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
