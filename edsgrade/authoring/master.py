@@ -149,6 +149,11 @@ def _meta(cell: Any) -> dict[str, Any]:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+def cell_grade_id(cell: Any) -> str | None:
+    """The ``grade_id`` of a cell's nbgrader metadata, or ``None`` for a cell nbgrader does not grade."""
+    return _meta(cell).get("grade_id")
+
+
 def is_test_cell(cell: Any) -> bool:
     """An nbgrader autograder-test cell: a graded code cell that is not a solution."""
     m = _meta(cell)

@@ -23,7 +23,7 @@ import nbformat
 
 from edsgrade.config import DEFAULTS
 from edsgrade.course import Course
-from edsgrade.authoring.master import Master, Question
+from edsgrade.authoring.master import Master, Question, cell_grade_id
 from edsgrade.grading.sandbox.plaindata import decode_names
 from edsgrade.exchange.safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
 from edsgrade.exchange.safe import COLLECT_FILE, read_collect_record, read_small, read_time
@@ -181,7 +181,7 @@ def _describe_problems(execution: Execution) -> list[str]:
     for p in execution.problems:
         text = p.describe()
         if 0 <= p.cell < len(execution.notebook.cells):
-            gid = execution.notebook.cells[p.cell].get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            gid = cell_grade_id(execution.notebook.cells[p.cell])
             text = text.replace(f"cell {p.cell}", f"cell {p.cell + 1}" + (f" (answer {gid})" if gid else ""), 1)
         elif p.cell < 0:
             text = text.replace("cell -1", "a test")
