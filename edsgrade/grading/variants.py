@@ -10,8 +10,9 @@ values); the grader runs every submission on one hidden draw (chosen per student
 ``ref`` then holds the reference solution's values *on that draw*. A hard-coded answer, copied
 from the student's own run, fails; a general one passes. The seeds are removed from the release.
 
-This is the read side (what grading needs of the build's products: :data:`REF_FILE`, the reference
-values of each draw; those of the students' draw: :meth:`edsgrade.course.Assignment.reference`); :mod:`edsgrade.build.variants` writes them.
+This is the read side: which draw a submission gets, and its data and reference values as the build
+wrote them (:mod:`edsgrade.build.variants` writes the hidden draws; the students' own draw is read by
+:meth:`edsgrade.course.Assignment.reference`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from typing import Any
 
 from edsgrade.authoring.master import Master, master_digest
 from edsgrade.course import HIDDEN_DIR, REF_FILE, VARIANTS_DIR, Assignment, Course, CourseError
-
 
 
 def hidden_folder(course: Course, master: Master) -> Path | None:
