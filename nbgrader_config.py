@@ -20,9 +20,9 @@ c.Exchange.path_includes_course = False  # students/S/A, not students/S/eds/A
 # Copies of students' files (collect, also the formgrader's Collect button; submit; fetch_feedback) take
 # regular files only, never follow a link, and date each submission from the exchange, not from what the
 # student wrote (edsgrade/safeexchange.py; docs/exam.md "What a student can and cannot forge").
-c.ExchangeFactory.collect = "edsgrade.safeexchange.SafeCollect"
-c.ExchangeFactory.submit = "edsgrade.safeexchange.SafeSubmit"
-c.ExchangeFactory.fetch_feedback = "edsgrade.safeexchange.SafeFetchFeedback"
+c.ExchangeFactory.collect = "edsgrade.exchange.safe.SafeCollect"
+c.ExchangeFactory.submit = "edsgrade.exchange.safe.SafeSubmit"
+c.ExchangeFactory.fetch_feedback = "edsgrade.exchange.safe.SafeFetchFeedback"
 
 # Student release: keep the data and the public checks, never the instructor's files.
 # predictions.csv: what the exam's master writes when run in Jupyter (the solution's predictions of the

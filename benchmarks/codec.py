@@ -25,8 +25,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edsgrade import plaindata  # noqa: E402
-from edsgrade.grading import protocol  # noqa: E402
+from edsgrade.grading.sandbox import plaindata  # noqa: E402
+from edsgrade.grading.sandbox import protocol  # noqa: E402
 
 REPEAT = 7
 

@@ -32,10 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edsgrade import exchange  # noqa: E402
-from edsgrade.build import build  # noqa: E402
-from edsgrade.cohort import answer, write_submission  # noqa: E402
+from edsgrade.build.release import build  # noqa: E402
+from edsgrade.simulate.cohort import answer, write_submission  # noqa: E402
 from edsgrade.course import Course  # noqa: E402
-from edsgrade.master import load_master  # noqa: E402
+from edsgrade.authoring.master import load_master  # noqa: E402
 
 SLOW = "import time\ntime.sleep(1)"
 

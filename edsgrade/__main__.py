@@ -1,6 +1,6 @@
 """``python -m edsgrade``: the same as the ``edsgrade`` command."""
 import sys
 
-from .cli import main
+from edsgrade.cli import main
 
 sys.exit(main())

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from .config import DEFAULTS
-from .course import Course, CourseError
+from edsgrade.config import DEFAULTS
+from edsgrade.course import Course, CourseError
 
 #: Markup is off for the whole console: student names, notes, messages from a submission's process and
 #: assignment names reach it, and any of them may hold text that looks like markup (``[/x]``, ``[bold]``).
@@ -33,7 +33,7 @@ def _course(args: argparse.Namespace) -> Course:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from .build import build
+    from edsgrade.build.release import build
 
     course = _course(args)
     names = course.assignments() if args.all else [args.assignment]
@@ -48,28 +48,28 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_release(args: argparse.Namespace) -> None:
-    from .exchange import release
+    from edsgrade.exchange import release
 
     path = release(_course(args), args.assignment)
     done("released", f"{args.assignment} to {path}")
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
-    from .exchange import fetch
+    from edsgrade.exchange import fetch
 
     path = fetch(_course(args), args.assignment, args.student, args.dest, replace=args.replace)
     done("fetched", f"{args.assignment} for {args.student} into {path}")
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from .exchange import submit
+    from edsgrade.exchange import submit
 
     stamp = submit(_course(args), args.assignment, args.student, args.src)
     done("submitted", f"{args.assignment} for {args.student} at {stamp}")
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
-    from .exchange import collect
+    from edsgrade.exchange import collect
 
     students = collect(_course(args), args.assignment)
     done("collected", f"{len(students)} submissions of {args.assignment}: {', '.join(students)}")
@@ -77,7 +77,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 def _label(result) -> str:
     """A one-word status for the score table."""
-    from .grading.engine import Status
+    from edsgrade.grading.engine import Status
 
     kinds = {p["kind"] for p in result.execution.get("problems", [])}
     if result.status is not Status.GRADED:
@@ -88,7 +88,7 @@ def _label(result) -> str:
 
 
 def _print_results(course: Course, assignment: str, results) -> None:
-    from .report import score_table
+    from edsgrade.report import score_table
 
     console.print(score_table(course, assignment, {r.student: _label(r) for r in results}))
     for r in results:
@@ -99,7 +99,7 @@ def _print_results(course: Course, assignment: str, results) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> None:
-    from .grading.autograde import grade_run
+    from edsgrade.grading.autograde import grade_run
 
     course = _course(args)
     run = grade_run(course, args.assignment, args.student or None, cell_timeout=args.cell_timeout,
@@ -110,7 +110,7 @@ def cmd_grade(args: argparse.Namespace) -> None:
 
 
 def cmd_feedback(args: argparse.Namespace) -> None:
-    from .feedback import write_feedback
+    from edsgrade.feedback import write_feedback
 
     paths = write_feedback(_course(args), args.assignment, args.student or None)
     if not paths:
@@ -120,11 +120,11 @@ def cmd_feedback(args: argparse.Namespace) -> None:
 
 
 def cmd_grades(args: argparse.Namespace) -> None:
-    from .report import course_table, grade_table, score_table, write_course_csv, write_csv
+    from edsgrade.report import course_table, grade_table, score_table, write_course_csv, write_csv
 
     course = _course(args)
     if args.course or not args.assignment:
-        from .marks import course_grades
+        from edsgrade.grades.final import course_grades
 
         summary = course_grades(course, args.scale)
         console.print(course_table(summary))
@@ -140,8 +140,8 @@ def cmd_grades(args: argparse.Namespace) -> None:
 
 
 def cmd_rubric(args: argparse.Namespace) -> None:
-    from .report import rubric_schemes, rubric_table
-    from .rubric import RubricError, set_criterion
+    from edsgrade.report import rubric_schemes, rubric_table
+    from edsgrade.grades.rubric import RubricError, set_criterion
 
     course = _course(args)
     if args.scheme:
@@ -160,7 +160,7 @@ def cmd_rubric(args: argparse.Namespace) -> None:
 
 
 def cmd_exam(args: argparse.Namespace) -> None:
-    from .exam import ExamError, close_exam, deadline, extend, minutes_text, open_exam, show_time, utcnow
+    from edsgrade.exam import ExamError, close_exam, deadline, extend, minutes_text, open_exam, show_time, utcnow
 
     course = _course(args)
     if args.action == "open":
@@ -201,7 +201,7 @@ def cmd_exam(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import DEMO_ASSIGNMENTS, run_demo
+    from edsgrade.simulate.demo import DEMO_ASSIGNMENTS, run_demo
 
     course = _course(args)
     total = 0.0
@@ -217,8 +217,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_exam_demo(args: argparse.Namespace) -> None:
-    from .examdemo import run_exam_demo
-    from .report import grade_table
+    from edsgrade.simulate.examdemo import run_exam_demo
+    from edsgrade.report import grade_table
 
     course = _course(args)
     report = run_exam_demo(course, cell_timeout=args.cell_timeout, echo=echo, progress=not args.quiet)
@@ -229,11 +229,11 @@ def cmd_exam_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_hub(args: argparse.Namespace) -> None:
-    from .course import find_course_root
-    from .hub.launcher import run_hub
-    from .hub.password import hub_password
-    from .hub.settings import HubSettings
-    from .hub.system import default_singleuser_python
+    from edsgrade.course import find_course_root
+    from edsgrade.hub.launcher import run_hub
+    from edsgrade.hub.password import hub_password
+    from edsgrade.hub.settings import HubSettings
+    from edsgrade.hub.system import default_singleuser_python
 
     password = hub_password(args.password_file, refused_argv=args.password)
     settings = HubSettings(state_dir=args.state_dir, course_dir=args.hub_course_dir or f"{args.state_dir}/eds",
@@ -249,8 +249,8 @@ def cmd_hub(args: argparse.Namespace) -> None:
 
 
 def cmd_hub_grade(args: argparse.Namespace) -> None:
-    from .hub.grading import grade_on_hub
-    from .hub.settings import HubSettings
+    from edsgrade.hub.grading import grade_on_hub
+    from edsgrade.hub.settings import HubSettings
 
     settings = HubSettings.load(Path(args.state_dir) / "hub" / "settings.json")
     report = grade_on_hub(settings, args.assignment, args.student or None)
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     text (never read as rich markup: it may quote a student's or an instructor's text) on standard
     error, without a traceback, and the status is 1. ``--debug`` shows the traceback too.
     """
-    from .errors import EdsgradeError
+    from edsgrade.errors import EdsgradeError
 
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")

@@ -36,7 +36,7 @@ from traitlets import Dict, Enum, Float, Integer, List, TraitType, Unicode
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import LazyConfigValue
 
-from .errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
 #: the places a setting can be given (see the module docstring)
 COURSE, ASSIGNMENT, MASTER, COMMAND_LINE = "course", "assignment", "master", "command line"

@@ -6,17 +6,22 @@ no code here changes the process's working directory or ``sys.path``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from .config import Settings, check_config, configurable, master_place, resolve
-from .errors import EdsgradeError
+from edsgrade.config import Settings, check_config, configurable, master_place, resolve
+from edsgrade.errors import EdsgradeError
+
+if TYPE_CHECKING:
+    from edsgrade.authoring.master import Master
 
 CONFIG_FILE = "nbgrader_config.py"
 log = logging.getLogger("edsgrade")
@@ -182,9 +187,90 @@ class Course:
         raise CourseError(f"{folder}: expected one master notebook named {assignment}.ipynb, found "
                           f"{[p.name for p in notebooks] or 'none'}.")
 
+    def assignment(self, name: str) -> "Assignment":
+        """The assignment ``name`` of this course (:class:`Assignment`); raises :class:`CourseError` if
+        ``source/`` has no master notebook for it."""
+        self.master_path(name)
+        return Assignment(self, name)
+
     def submitted_students(self, assignment: str) -> list[str]:
         """Students with a collected submission of ``assignment``."""
         base = self.root / "submitted"
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
+
+
+#: the build's products in ``build/A`` (and ``build/A/variants/SEED``) that grading reads back
+REF_FILE = "reference.json"  # the reference values, with the digest of the master they were built from
+HIDDEN_DIR = "hidden"  # instructor-only dataset files
+VARIANTS_DIR = "variants"  # one folder per hidden draw
+
+
+class Assignment:
+    """One assignment of a course: its paths, its master notebook parsed once, its settings, its build products.
+
+    Made by :meth:`Course.assignment`. The master is parsed on first use with the course's region markers
+    (nbgrader's ``ClearSolutions``/``ClearHiddenTests``/``ClearMarkScheme`` delimiters, as the build reads
+    it), then kept: one object per command, handed to what needs the master, instead of each step
+    parsing the file again.
+
+    Example
+    -------
+    >>> lab = Course("/path/to/course").assignment("lab1-calibration")  # doctest: +SKIP
+    >>> lab.master.max_auto, lab.settings()["cell_timeout"]             # doctest: +SKIP
+    """
+
+    def __init__(self, course: Course, name: str, master: "Master | None" = None) -> None:
+        self.course, self.name = course, name
+        if master is not None:
+            self.__dict__["master"] = master
+
+    def __repr__(self) -> str:
+        return f"Assignment({self.name!r}, course={str(self.course.root)!r})"
+
+    @property
+    def master_path(self) -> Path:
+        return self.course.master_path(self.name)
+
+    @property
+    def source_dir(self) -> Path:
+        return self.course.source_dir(self.name)
+
+    @property
+    def release_dir(self) -> Path:
+        return self.course.release_dir(self.name)
+
+    @property
+    def build_dir(self) -> Path:
+        return self.course.build_dir(self.name)
+
+    @functools.cached_property
+    def master(self) -> "Master":
+        """The parsed master notebook (:class:`~edsgrade.authoring.master.Master`), read once."""
+        from edsgrade.authoring.master import Delimiters, load_master
+
+        return load_master(self.master_path, Delimiters.from_config(self.course.config))
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Every setting of this assignment, resolved by the one rule (:meth:`Course.settings`)."""
+        return self.course.settings(self.master, **overrides)
+
+    @property
+    def reference_file(self) -> Path:
+        """``build/A/reference.json``: the reference values of the last build."""
+        return self.build_dir / REF_FILE
+
+    def reference(self) -> dict[str, dict[str, Any]]:
+        """The reference values written by the last build (encoded plain data, per question); raises
+        :class:`CourseError` if there is no build or the master changed since."""
+        from edsgrade.authoring.master import master_digest
+
+        path = self.reference_file
+        if not path.is_file():
+            raise CourseError(f"{path} is missing: run `edsgrade build {self.name}` first.")
+        data = json.loads(path.read_text())
+        if data.get("master") != master_digest(self.master):
+            raise CourseError(f"{self.master.path} changed since it was built: run `edsgrade build {self.name}` "
+                              "again (and release it if students must see the change).")
+        return data["values"]

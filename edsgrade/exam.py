@@ -1,4 +1,4 @@
-"""Exam day: open an assignment for a timed session, close it, and the late-submission policy.
+"""Exam day: open an assignment for a timed session, extend it for a student, close it.
 
 ``open_exam`` builds the assignment if needed, stores the deadline (start + duration) in nbgrader's
 gradebook (``Assignment.duedate``) and releases it; ``extend`` gives a student extra time (nbgrader's
@@ -6,8 +6,9 @@ gradebook (``Assignment.duedate``) and releases it; ``extend`` gives a student e
 reports, for each one, its time and how late it came. Lateness is nbgrader's own: the gradebook's
 ``SubmittedAssignment.total_seconds_late`` (submission timestamp minus due date, extension
 included), and the penalty comes from nbgrader's configured late-submission plugin
-(``c.AssignLatePenalties.plugin_class``, :class:`LatePenalty` in this course); it is applied to
-the final grade (:mod:`edsgrade.marks`).
+(``c.AssignLatePenalties.plugin_class``, :class:`~edsgrade.gradebook.late.LatePenalty` in this course,
+configured as ``edsgrade.exam.LatePenalty``); it is applied to
+the final grade (:mod:`edsgrade.grades.final`).
 
 Settings (``nbgrader_config.py``), overridden per assignment by ``c.Exam.assignments`` and by the
 master notebook's metadata ``"edsgrade": {"exam": {"auto_share": 0.4, "duration_minutes": 240}}``::
@@ -22,16 +23,18 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from dateutil import parser as dateparser
 from dateutil import tz as datetz
-from nbgrader.plugins import LateSubmissionPlugin
-from traitlets import Enum, Float
 
-from .config import configurable
-from .course import Course, CourseError
-from .master import Master, load_master
+from edsgrade.config import configurable
+from edsgrade.course import Assignment, Course, CourseError
+from edsgrade.authoring.master import Master
+# the late-submission policy lives with the gradebook it writes to; nbgrader configs name it
+# ``edsgrade.exam.LatePenalty`` (c.AssignLatePenalties.plugin_class), so that dotted name is kept here
+from edsgrade.gradebook.late import LatePenalty, describe_policy, late_plugin, minutes_text  # noqa: F401
+from edsgrade.grades.final import exam_settings
 
 log = logging.getLogger("edsgrade")
 
@@ -42,124 +45,6 @@ class ExamError(CourseError):
 
 Exam = configurable("Exam", __name__, """Exam settings (``c.Exam.*``); ``c.Exam.assignments[A]`` and a master's
     ``edsgrade.exam`` metadata override them. Traits from the one schema (:data:`edsgrade.config.SCHEMA`).""")
-
-
-@dataclass(frozen=True)
-class ExamSettings:
-    """An assignment's exam settings, resolved (course, course per assignment, master)."""
-
-    is_exam: bool
-    auto_share: float
-    duration_minutes: float
-
-
-def exam_settings(course: Course, master: Master) -> ExamSettings:
-    """Resolve ``master``'s exam settings by the one rule (:meth:`Course.settings`): ``c.Exam``, then
-    ``c.Exam.assignments[A]``, then the master's ``edsgrade.exam`` metadata. An assignment is an exam if either
-    of the last two mentions it. A bad value raises :class:`~edsgrade.config.SettingsError`."""
-    settings = course.settings(master)
-    return ExamSettings(settings.is_exam, float(settings["auto_share"]), float(settings["duration_minutes"]))
-
-
-# ---- the late-submission policy -----------------------------------------------------------------
-
-class LatePenalty(LateSubmissionPlugin):
-    """nbgrader's late-submission plugin with a grace period and a graduated penalty.
-
-    Set it with ``c.AssignLatePenalties.plugin_class = "edsgrade.exam.LatePenalty"`` (nbgrader's own
-    setting) and choose the method:
-
-    - ``none``: late submissions are flagged, not penalised (nbgrader's default);
-    - ``zero``: a late submission gets 0;
-    - ``per_period``: ``fraction_per_period`` of the grade is lost per started ``period_minutes``
-      of lateness (10 % per started 10 minutes by default), down to 0.
-
-    Lateness up to ``grace_minutes`` is not penalised (whatever the method). The penalty is a
-    fraction of ``score``, so it means the same on nbgrader's points and on the final grade.
-    """
-
-    penalty_method = Enum(("none", "zero", "per_period"), default_value="none",
-                          help="'none', 'zero' or 'per_period' (see the class docstring)").tag(config=True)
-    grace_minutes = Float(0.0, help="Minutes of lateness forgiven.").tag(config=True)
-    period_minutes = Float(10.0, help="Length of one penalty period, in minutes (per_period).").tag(config=True)
-    fraction_per_period = Float(0.1, help="Fraction of the grade lost per started period (per_period).").tag(config=True)
-
-    def late_submission_penalty(self, student_id: str, score: float, total_seconds_late: float) -> Optional[float]:
-        minutes = total_seconds_late / 60.0 - self.grace_minutes
-        if minutes <= 0 or self.penalty_method == "none":
-            return None
-        if self.penalty_method == "zero":
-            return score
-        if self.period_minutes <= 0:
-            raise ExamError("LatePenalty.period_minutes must be positive")
-        periods = math.ceil(minutes / self.period_minutes - 1e-9)
-        return min(score, max(0.0, score * self.fraction_per_period * periods))
-
-    def describe(self) -> str:
-        grace = f" after {self.grace_minutes:g} min of grace" if self.grace_minutes else ""
-        if self.penalty_method == "zero":
-            return f"a late submission gets 0{grace}"
-        if self.penalty_method == "per_period":
-            return (f"{self.fraction_per_period:.0%} of the grade lost per started {self.period_minutes:g} min "
-                    f"of lateness{grace}")
-        return "late submissions are flagged, not penalised"
-
-
-def late_plugin(course: Course) -> LateSubmissionPlugin:
-    """The late-submission plugin nbgrader's configuration names (``c.AssignLatePenalties.plugin_class``)."""
-    from nbgrader.preprocessors import AssignLatePenalties
-
-    step = AssignLatePenalties(config=course.config)
-    step.init_plugin()
-    return step.plugin_inst
-
-
-def describe_policy(plugin: LateSubmissionPlugin) -> str:
-    """One sentence describing the late policy, for reports and feedback."""
-    if hasattr(plugin, "describe"):
-        return plugin.describe()
-    method = getattr(plugin, "penalty_method", None)
-    if method == "zero":
-        return "a late submission gets 0"
-    if method == "none":
-        return "late submissions are flagged, not penalised"
-    return f"late penalty computed by {type(plugin).__name__}"
-
-
-def late_penalty(plugin: LateSubmissionPlugin, student: str, grade: float, seconds_late: float) -> float:
-    """The penalty ``plugin`` gives a ``grade`` (any scale) submitted ``seconds_late`` late, kept within
-    [0, grade] as nbgrader's ``AssignLatePenalties`` does."""
-    if seconds_late <= 0:
-        return 0.0
-    penalty = plugin.late_submission_penalty(student, grade, seconds_late)
-    if penalty is None:
-        return 0.0
-    return float(min(max(penalty, 0.0), grade))
-
-
-def store_late_penalty(submission: Any, plugin: LateSubmissionPlugin) -> None:
-    """Set nbgrader's ``late_submission_penalty`` of each notebook of a gradebook ``submission``, as
-    nbgrader's ``AssignLatePenalties`` does when it autogrades (in notebook points), so that the
-    formgrader and ``nbgrader export`` show it too. The caller commits."""
-    from sqlalchemy.orm import object_session
-
-    seconds = float(submission.total_seconds_late or 0.0)
-    for notebook in submission.notebooks:
-        object_session(notebook).expire(notebook, ["score"])  # re-read: grades may have just changed
-        notebook.late_submission_penalty = None
-        if seconds > 0:
-            score = float(notebook.score or 0.0)
-            penalty = plugin.late_submission_penalty(submission.student.id, score, seconds)
-            if penalty is not None:
-                notebook.late_submission_penalty = min(max(float(penalty), 0.0), score)
-
-
-def minutes_text(seconds: float) -> str:
-    """``25 min``, ``1 h 05 min`` or ``40 s`` for a duration in seconds."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = math.ceil(seconds / 60 - 1e-9)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 # ---- opening and closing -------------------------------------------------------------------------
@@ -213,12 +98,10 @@ class ExamSession:
 
 
 def _needs_build(course: Course, master: Master) -> bool:
-    from .build import load_reference
-
     if not course.release_dir(master.assignment).is_dir():
         return True
     try:
-        load_reference(course, master)
+        Assignment(course, master.assignment, master).reference()
     except CourseError:
         return True  # never built, or the master changed since
     return False
@@ -242,9 +125,9 @@ def open_exam(course: Course, assignment: str, *, start: str | dt.datetime | Non
     ``start`` (default: now) and ``duration_minutes`` (default: the exam's settings) give the
     deadline, stored as nbgrader's ``Assignment.duedate``; students can fetch at once.
     """
-    from .exchange import release
+    from edsgrade.exchange import release
 
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     settings = exam_settings(course, master)
     minutes = settings.duration_minutes if duration_minutes is None else float(duration_minutes)
     if not minutes > 0:
@@ -252,7 +135,7 @@ def open_exam(course: Course, assignment: str, *, start: str | dt.datetime | Non
     begin = utcnow() if start is None else parse_time(course, start)
     built = _needs_build(course, master)
     if built:
-        from .build import build
+        from edsgrade.build.release import build
 
         echo(f"[{assignment}] not built (or changed since its build): building it")
         build(course, assignment, echo=echo)
@@ -339,11 +222,11 @@ def submission_time(course: Course, student: str, assignment: str) -> dt.datetim
     """The collected submission's time (``submitted/S/A/timestamp.txt``), naive UTC; ``None`` if undated.
 
     The collect writes that file with the exchange's own time of the submission (the latest inode
-    change time of its folder and files, see :mod:`edsgrade.safeexchange`), never the time the
+    change time of its folder and files, see :mod:`edsgrade.exchange.safe`), never the time the
     student wrote. The file is read without following a link, and a time that cannot be read
     (a submission collected another way) makes that submission undated, never the class's failure.
     """
-    from .safeexchange import read_small, read_time
+    from edsgrade.exchange.safe import read_small, read_time
 
     text = read_small(course.submitted_dir(student, assignment) / "timestamp.txt")
     return read_time(text) if text and text.strip() else None
@@ -356,7 +239,7 @@ def close_exam(course: Course, assignment: str, *, force: bool = False,
     Refuses before the deadline unless ``force`` (students may still be working). It can be run
     again: a submission that arrives later is collected and flagged late.
     """
-    from .exchange import collect
+    from edsgrade.exchange import collect
 
     course.master_path(assignment)  # errors (listing the assignments) if there is no such assignment
     due = deadline(course, assignment)

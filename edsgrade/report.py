@@ -4,17 +4,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .course import Course
-from .gradebook import StudentGrades, read_grades
-from .marks import CourseGrades, FinalGrade, final_grades
-from .master import load_master
+from edsgrade.course import Course
+from edsgrade.gradebook.store import StudentGrades, read_grades
+from edsgrade.grades.final import CourseGrades, FinalGrade, final_grades
 
 GRADE_COLUMNS = ["auto", "auto_max", "bonus", "bonus_max", "manual", "manual_max", "late_minutes", "penalty", "grade", "out_of", "status"]
 
 
 def columns(course: Course, assignment: str) -> list[str]:
     """The graded cells of ``assignment`` in notebook order (autograded and manual)."""
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     cells = sorted([(q.cell_index, q.grade_id) for q in master.questions] +
                    [(m.cell_index, m.grade_id) for m in master.manual])
     return [gid for _, gid in cells]
@@ -129,7 +128,7 @@ def rubric_table(course: Course, assignment: str, student: str | None = None):
     """A ``rich`` table of the rubric: one student's criteria (points, comments), or every student's points."""
     from rich.table import Table
 
-    from .rubric import criteria, rubric_overview, rubric_state
+    from edsgrade.grades.rubric import criteria, rubric_overview, rubric_state
 
     if student:
         table = Table(title=f"{assignment}: rubric of {student}")
@@ -139,7 +138,7 @@ def rubric_table(course: Course, assignment: str, student: str | None = None):
             pts = f"not marked / {e.max_points:g}" if e.points is None else f"{e.points:g} / {e.max_points:g}"
             table.add_row(e.criterion, pts, e.comment)
         return table
-    names = [c.name for c in criteria(load_master(course.master_path(assignment)))]
+    names = [c.name for c in criteria(course.assignment(assignment).master)]
     table = Table(title=f"{assignment}: rubric points (- : not marked yet)")
     table.add_column("student")
     for n in names:
@@ -153,9 +152,9 @@ def rubric_table(course: Course, assignment: str, student: str | None = None):
 
 def rubric_schemes(course: Course, assignment: str) -> str:
     """The criteria of ``assignment`` with their points and mark schemes, as text for graders."""
-    from .rubric import criteria
+    from edsgrade.grades.rubric import criteria
 
-    items = criteria(load_master(course.master_path(assignment)))
+    items = criteria(course.assignment(assignment).master)
     if not items:
         return f"{assignment} has no criterion graded by hand."
     return "\n\n".join(f"{c.name} (0-{c.max_points:g} pt)\n{c.scheme}" for c in items)

@@ -65,7 +65,7 @@ def master(variants: list[int] | None = None) -> nbformat.NotebookNode:
 def course(root: Path, variants: list[int] | None = None) -> Path:
     """A course with the ``arena`` master, built and released (API calls, in this process)."""
     from edsgrade import exchange
-    from edsgrade.build import build
+    from edsgrade.build.release import build
     from edsgrade.course import Course
 
     register()

@@ -112,9 +112,9 @@ TESTS = Path(__file__).resolve().parent
 HEAVY_MARKERS = ("slow", "root", "hub", "browser")
 # what puts a module's tests in the sandbox: the build (the master's reference run), grading, the demos,
 # the hostile-submission arena and the lab kit
-_SANDBOX_IMPORT = re.compile(r"^[ \t]*(?:from|import)\s+(?:edsgrade\.(?:build|demo|examdemo|hub\.grading|grading\.(?:"
-                             r"autograde|engine|executor|pool|backends|template|runner|variants))|arena|labkit|hubclient)"
-                             r"\b", re.MULTILINE)
+_SANDBOX_IMPORT = re.compile(r"^[ \t]*(?:from|import)\s+(?:edsgrade\.(?:build|simulate\.(?:demo|examdemo)|hub\.grading|"
+                             r"grading\.(?:autograde|engine|backends|variants|sandbox\.(?:executor|pool|template|runner)))"
+                             r"|arena|labkit|hubclient)\b", re.MULTILINE)
 _HUB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:edsgrade\.hub\.launcher|hubclient)\b", re.MULTILINE)
 _BROWSER_IMPORT = re.compile(r"^\s*(?:from|import)\s+playwright\b", re.MULTILINE)
 _SANDBOX_FIXTURES = {"toy_course", "lab_builds", "demo_run"}

@@ -8,8 +8,8 @@ source, release and build products, and a gradebook that knows only those labs):
 what another test did to its course.
 
 :func:`run_lab` is the pipeline every lab test runs on such a copy: release, each student fetches,
-answers (a profile of :mod:`edsgrade.cohort`, or the full solution with some answer cells replaced
-through :func:`edsgrade.cohort.with_answers`) and submits, collect, grade in one call, feedback.
+answers (a profile of :mod:`edsgrade.simulate.cohort`, or the full solution with some answer cells replaced
+through :func:`edsgrade.simulate.cohort.with_answers`) and submits, collect, grade in one call, feedback.
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ import nbformat
 
 from conftest import REPO, new_course
 from edsgrade import exchange
-from edsgrade.build import BuildReport, build
-from edsgrade.cohort import answer, with_answers, write_submission
+from edsgrade.build.release import BuildReport, build
+from edsgrade.simulate.cohort import answer, with_answers, write_submission
 from edsgrade.course import Course
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
-from edsgrade.master import Master, load_master
+from edsgrade.grading.autograde import grade_run
+from edsgrade.authoring.master import Master, load_master
 
 #: student -> {answer cell grade id -> code}, or a function of the built course and the master giving it
 Answers = Mapping[str, Mapping[str, str]] | Callable[[Course, Master], Mapping[str, Mapping[str, str]]]
@@ -89,13 +89,13 @@ def run_lab(builds: LabBuilds, dest: Path, assignment: str, *, profiles: Mapping
     Parameters
     ----------
     profiles:
-        student -> profile of :data:`edsgrade.cohort.PROFILES` (``"full"``, ``"blank"``, ``"partial"``...).
+        student -> profile of :data:`edsgrade.simulate.cohort.PROFILES` (``"full"``, ``"blank"``, ``"partial"``...).
     answers:
         student -> {answer cell -> code}: the full solution with those cells' solution regions replaced
-        (:func:`edsgrade.cohort.with_answers`); or a function ``(course, master) -> that mapping``, for
+        (:func:`edsgrade.simulate.cohort.with_answers`); or a function ``(course, master) -> that mapping``, for
         answers made from the master's own (a typical mistake) or from the build (values read off the data).
     grade_options:
-        passed to :func:`edsgrade.grading.autograde.grade_assignment` (``cell_timeout=...``).
+        passed to :func:`edsgrade.grading.autograde.grade_run` (``cell_timeout=...``).
 
     Returns a namespace with ``root``, ``course``, ``master``, ``report`` (the session's build report)
     and ``results`` (student -> :class:`~edsgrade.grading.autograde.SubmissionResult`).
@@ -118,7 +118,7 @@ def run_lab(builds: LabBuilds, dest: Path, assignment: str, *, profiles: Mapping
         nbformat.write(nb, folder / master.path.name)
         exchange.submit(course, assignment, student)
     exchange.collect(course, assignment)
-    results = {r.student: r for r in grade_assignment(course, assignment, progress=False, **grade_options)}
+    results = {r.student: r for r in grade_run(course, assignment, progress=False, **grade_options).results}
     write_feedback(course, assignment)
     return SimpleNamespace(root=course.root, course=course, master=master, report=builds.reports[assignment],
                            results=results)
@@ -157,7 +157,7 @@ def run_demo_cli(builds: LabBuilds, dest: Path) -> SimpleNamespace:
     build step is tested by running it without ``--reuse-build`` (``tests/test_demo.py``).
     """
     from conftest import cli
-    from edsgrade.demo import DEMO_ASSIGNMENTS
+    from edsgrade.simulate.demo import DEMO_ASSIGNMENTS
 
     course = builds.course_copy(dest, DEMO_ASSIGNMENTS)
     proc = cli(course.root, "demo", "--reuse-build", timeout=2400)

@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from conftest import grade_meta, new_course
-from edsgrade.build import BuildError, build
+from edsgrade.build.reference import BuildError
+from edsgrade.build.release import build
 from edsgrade.course import Course
 
 FUNCTION_AND_REF = """import numpy as np

@@ -1,12 +1,12 @@
-"""The simulated class's answer-filling helpers (edsgrade.cohort), one meaning each, on the toy master."""
+"""The simulated class's answer-filling helpers (edsgrade.simulate.cohort), one meaning each, on the toy master."""
 from __future__ import annotations
 
 import nbformat
 import pytest
 
 from conftest import grade_meta, new_course, toy_master
-from edsgrade.cohort import answer, solution_of, solution_text, with_answers
-from edsgrade.master import load_master
+from edsgrade.simulate.cohort import answer, solution_of, solution_text, with_answers
+from edsgrade.authoring.master import load_master
 
 
 @pytest.fixture
@@ -48,9 +48,9 @@ def test_with_answers_names_what_is_wrong(master):
 
 
 def test_the_demo_reuses_a_build_only_while_the_master_is_unchanged(tmp_path):
-    from edsgrade.build import build
+    from edsgrade.build.release import build
     from edsgrade.course import Course
-    from edsgrade.demo import is_built
+    from edsgrade.simulate.demo import is_built
 
     root = new_course(tmp_path / "course")
     (root / "source" / "toy").mkdir(parents=True)

@@ -10,9 +10,9 @@ import pytest
 from conftest import grade_meta
 from edsgrade.grading.context import HiddenData, SubmissionFileError, SubmissionFiles
 from edsgrade.grading.engine import judge_checkpoint
-from edsgrade.grading.executor import SandboxExecutor
-from edsgrade.grading.pool import WarmPool
-from edsgrade.master import AuthoringError, parse_master
+from edsgrade.grading.sandbox.executor import SandboxExecutor
+from edsgrade.grading.sandbox.pool import WarmPool
+from edsgrade.authoring.master import AuthoringError, parse_master
 
 CONTEXT_CELL = '''
 @test_case(points=1)

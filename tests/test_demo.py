@@ -8,7 +8,7 @@ cohort on every lab is checked in ``test_labs_common.py``.
 import csv
 
 from conftest import cli
-from edsgrade.demo import COHORT, DEMO_ASSIGNMENTS
+from edsgrade.simulate.demo import COHORT, DEMO_ASSIGNMENTS
 
 
 def totals(root, tmp_path, assignment):

@@ -39,9 +39,9 @@ def test_every_edsgrade_exception_class_has_the_root():
     without = sorted(n for n, c in classes.items() if not issubclass(c, EdsgradeError))
     assert not without, f"exception classes outside EdsgradeError: {without}"
     # callers that catch the standard bases keep working
-    from edsgrade.grading.protocol import ChannelTimeout, ProtocolError
-    from edsgrade.master import AuthoringError
-    from edsgrade.safecopy import UnsafeFile
+    from edsgrade.grading.sandbox.protocol import ChannelTimeout, ProtocolError
+    from edsgrade.authoring.master import AuthoringError
+    from edsgrade.exchange.safecopy import UnsafeFile
 
     assert issubclass(AuthoringError, ValueError) and issubclass(ProtocolError, ValueError)
     assert issubclass(UnsafeFile, OSError) and issubclass(ChannelTimeout, TimeoutError)

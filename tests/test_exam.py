@@ -1,7 +1,7 @@
 """exam-hackathon end to end, as ``edsgrade exam-demo`` plays it: a simulated exam day for eleven students.
 
 One course is built per module; the exam is opened (deadline in the gradebook), eleven students hand
-in (see :mod:`edsgrade.examcohort`: the solution, another strong approach, a weak one, one that fits
+in (see :mod:`edsgrade.simulate.examcohort`: the solution, another strong approach, a weak one, one that fits
 on the blind wells, one without ``predictions.csv``, one late, one within the grace period, one whose
 notebook runs past the time limit, a partial one, one whose code raises, the untouched release), the
 exam is closed, every submission is graded in a single ``grade`` call, the rubric is marked, and
@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 
 from conftest import cli, new_course
-from edsgrade.build import build
+from edsgrade.build.release import build
 from edsgrade.course import Course
-from edsgrade.examcohort import CLASS, RUBRIC
-from edsgrade.examdemo import run_exam_demo
-from edsgrade.leakcheck import find_leaks
-from edsgrade.master import load_master
+from edsgrade.simulate.examcohort import CLASS, RUBRIC
+from edsgrade.simulate.examdemo import run_exam_demo
+from edsgrade.authoring.leakcheck import find_leaks
+from edsgrade.authoring.master import load_master
 
 A = "exam-hackathon"
 

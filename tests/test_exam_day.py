@@ -18,19 +18,19 @@ import nbformat
 import pytest
 
 from conftest import cli, grade_meta, new_course, toy_master
-from edsgrade.cohort import answer
+from edsgrade.simulate.cohort import answer
 from edsgrade.course import Course
 from edsgrade.config import SettingsError
 from edsgrade.exam import (ExamError, LatePenalty, close_exam, deadline, exam_settings, extend, open_exam,
                            parse_time)
 from edsgrade.feedback import write_feedback
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.grading.autograde import grade_run
 from edsgrade.report import rubric_schemes, write_csv
-from edsgrade.examcohort import redate_submission, simulated_arrivals_path
+from edsgrade.simulate.examcohort import redate_submission, simulated_arrivals_path
 from edsgrade.exchange import fetch, submit
-from edsgrade.marks import combine, course_grades, policy
-from edsgrade.master import load_master
-from edsgrade.rubric import RubricError, rubric_overview, rubric_state, set_criterion
+from edsgrade.grades.final import combine, course_grades, policy
+from edsgrade.authoring.master import load_master
+from edsgrade.grades.rubric import RubricError, rubric_overview, rubric_state, set_criterion
 
 STAMP = "%Y-%m-%d %H:%M:%S.%f UTC"
 REASONING = """The mean is pulled up by the largest value.
@@ -107,7 +107,7 @@ def test_exam_day_end_to_end(toy_course):
     assert re.search(r"ana: .* on time", out) and re.search(r"ben: .* LATE by 25 min", out)
     assert re.search(r"cyd: .* LATE by 3 min", out)
 
-    grade_assignment(course, "exam", progress=False)
+    grade_run(course, "exam", progress=False)
     # not marked yet: no grade, the report says what is left (not a silent 0)
     write_csv(course, "exam", root / "before.csv")
     rows = {r["student"]: r for r in csv.DictReader(open(root / "before.csv"))}
@@ -293,7 +293,7 @@ def test_exam_close_refuses_before_the_deadline_and_bad_settings(toy_course):
 def test_bonus_questions_add_to_the_grade_and_it_is_capped(tmp_path):
     """A master's ``edsgrade.bonus`` questions (a lab's "go further" part) are not in the possible points."""
     from edsgrade.course import CourseError
-    from edsgrade.marks import final_grades
+    from edsgrade.grades.final import final_grades
     from edsgrade.report import grade_table
 
     root = new_course(tmp_path / "course")

@@ -4,10 +4,10 @@ import os
 import nbformat
 import pytest
 
-from edsgrade.grading import sandbox
-from edsgrade.grading.executor import SandboxExecutor
+from edsgrade.grading.sandbox import confinement as sandbox
+from edsgrade.grading.sandbox.executor import SandboxExecutor
 from edsgrade.grading.judge import Proxy, StudentCodeError, proxy_values
-from edsgrade.grading.pool import WarmPool
+from edsgrade.grading.sandbox.pool import WarmPool
 
 
 @pytest.fixture(scope="module")

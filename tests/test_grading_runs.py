@@ -14,7 +14,7 @@ import arena
 from conftest import REPO
 from edsgrade import exchange
 from edsgrade.course import Course
-from edsgrade.gradebook import read_grades
+from edsgrade.gradebook.store import read_grades
 from edsgrade.grading.autograde import grade_run
 from edsgrade.grading.journal import path_of
 
@@ -134,7 +134,7 @@ def test_variant_data_fails_hard_coded_answers_and_passes_general_ones(tmp_path)
 
 def test_settings_come_from_the_config_and_the_master(course_copy):
     from edsgrade.grading.engine import GradingOptions
-    from edsgrade.master import load_master
+    from edsgrade.authoring.master import load_master
 
     root = course_copy
     config = root / "nbgrader_config.py"

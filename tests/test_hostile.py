@@ -14,8 +14,8 @@ import pytest
 
 import arena
 from edsgrade.course import Course
-from edsgrade.gradebook import read_grades
-from edsgrade.grading import sandbox
+from edsgrade.gradebook.store import read_grades
+from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.autograde import grade_run
 
 pytestmark = pytest.mark.skipif(not sandbox.can_confine(), reason="the sandbox needs root (CI runs as root)")

@@ -29,13 +29,13 @@ from traitlets.config import Config
 from conftest import REPO, cli
 from hubclient import Formgrader, HubClient, UserServer, live_processes
 from edsgrade import exchange
-from edsgrade.cohort import PROFILES
+from edsgrade.simulate.cohort import PROFILES
 from edsgrade.course import Course
-from edsgrade.grading.autograde import grade_assignment
+from edsgrade.grading.autograde import grade_run
 from edsgrade.hub import system
 from edsgrade.hub.launcher import HubProcess
 from edsgrade.hub.settings import HubSettings
-from edsgrade.master import load_master
+from edsgrade.authoring.master import load_master
 
 A = "lab1-calibration"
 PREFIX = "edsht-"
@@ -364,7 +364,7 @@ def test_hub_grades_like_the_local_pipeline(hub):
     # rule that a submission filed under a student's name must belong to that student's account)
     local = Course(hub.base / "local", overrides=Config({
         "Exchange": {"root": str(hub.base / "local-exchange")},
-        "ExchangeFactory": {"collect": "edsgrade.safeexchange.SafeCollect"},
+        "ExchangeFactory": {"collect": "edsgrade.exchange.safe.SafeCollect"},
         "SafeCollect": {"check_owner": False}}))
     exchange.release(local, A)
     for name in STUDENTS:
@@ -372,7 +372,7 @@ def test_hub_grades_like_the_local_pipeline(hub):
         nbformat.write(hub.notebooks[name], folder / f"{A}.ipynb")
         exchange.submit(local, A, name)
     exchange.collect(local, A)
-    results = {r.student: r for r in grade_assignment(local, A, list(STUDENTS), progress=False)}
+    results = {r.student: r for r in grade_run(local, A, list(STUDENTS), progress=False).results}
     for name in STUDENTS:
         assert hub_scores[name] == pytest.approx(results[name].score), name
     full, partial, blank = (hub_scores[n] for n in STUDENTS)

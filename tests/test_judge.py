@@ -5,8 +5,8 @@ import numpy as np
 
 from conftest import toy_master
 from edsgrade.grading.judge import judge_all, judge_question
-from edsgrade.master import parse_master
-from edsgrade.plaindata import Unavailable, encode_names
+from edsgrade.authoring.master import parse_master
+from edsgrade.grading.sandbox.plaindata import Unavailable, encode_names
 
 MASTER = parse_master(toy_master(), Path("toy.ipynb"))
 Q1 = MASTER.question("q1")

@@ -1,7 +1,7 @@
 """lab0-python (the self-evaluation lab) end to end: build, release without leaks, instant checks, grading.
 
 One course per module (``labkit.run_lab`` on the session's build); every submission (two other
-correct solutions and two typical wrong ones) is graded in a single ``grade_assignment`` call. What
+correct solutions and two typical wrong ones) is graded in a single ``grade_run`` call. What
 every lab shares (solution full, release 0, no leak, small data) is in ``test_labs_common.py``.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from edsgrade.cohort import answer, solution_of
+from edsgrade.simulate.cohort import answer, solution_of
 from labkit import lost, replaced, run_lab, scores
 
 A = "lab0-python"

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from edsgrade.cohort import answer_cells, solution_of
+from edsgrade.simulate.cohort import answer_cells, solution_of
 from edsgrade.report import write_csv
 from labkit import replaced, run_lab, scores
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from edsgrade.cohort import solution_of
+from edsgrade.simulate.cohort import solution_of
 from labkit import replaced, run_lab, scores
 
 A = "lab2-volcano"

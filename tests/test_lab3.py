@@ -1,7 +1,7 @@
 """lab3-location through the whole pipeline: build, release, submissions, grading, feedback.
 
 One module-scoped course (``labkit.run_lab`` on the session's build), every submission graded in a
-single ``grade_assignment`` call, each on a hidden draw of the data (the master's ``variants``). The
+single ``grade_run`` call, each on a hidden draw of the data (the master's ``variants``). The
 cohort (the solution and the release are graded in ``test_labs_common.py``): two alternative correct solutions (own STA/LTA and loops everywhere; ObsPy's recursive
 STA/LTA and ``locations2degrees``), three typical mistakes (distances in metres, sigma not squared in
 the Gaussian, degrees fed to ``np.sin``) and picks typed by hand from the released data.
@@ -15,10 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from edsgrade.build import load_reference
-from edsgrade.cohort import solution_of
+from edsgrade.simulate.cohort import solution_of
 from edsgrade.course import Course
-from edsgrade.plaindata import decode_names
+from edsgrade.grading.sandbox.plaindata import decode_names
 from labkit import replaced, run_lab, scores
 
 A = "lab3-location"
@@ -180,7 +179,7 @@ WRONG_RADIANS = 'np.radians(np.asarray(sta_lon, dtype=float)) - np.radians(lon)'
 
 def hard_coded_picks(course: Course, master) -> str:
     """Answer a3 as a student who typed the picks they read on the released data."""
-    picks = decode_names(load_reference(course, master)["q3"])["picks"]
+    picks = decode_names(course.assignment(master.assignment).reference()["q3"])["picks"]
     return "picks = pd.Series(" + repr({k: round(float(v), 2) for k, v in picks.items()}) + ")"
 
 

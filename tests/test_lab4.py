@@ -1,7 +1,7 @@
 """lab4-lidar end to end: build, release without leaks, grade typical submissions through the pipeline.
 
 One course per module (``labkit.run_lab`` on the session's build); every submission is graded in a
-single ``grade_assignment`` call, on a hidden draw of the lidar generator (the master's ``variants``).
+single ``grade_run`` call, on a hidden draw of the lidar generator (the master's ``variants``).
 The cohort (the solution and the release are graded in ``test_labs_common.py``): the first half of
 the questions, two alternative correct solutions
 (numpy loops, a hand-made covariance, logistic regression + an RBF SVM, a Gaussian mixture; and
@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from edsgrade.cohort import solution_of
+from edsgrade.simulate.cohort import solution_of
 from labkit import lost, replaced, run_lab, scores
 
 A = "lab4-lidar"

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edsgrade.cohort import solution_of
+from edsgrade.simulate.cohort import solution_of
 from labkit import failed_cases, lost, replaced, run_lab, scores
 
 A = "lab5-deep-learning"

@@ -16,10 +16,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from edsgrade.demo import COHORT, DEMO_ASSIGNMENTS
+from edsgrade.simulate.demo import COHORT, DEMO_ASSIGNMENTS
 from edsgrade.grading.engine import read_result
-from edsgrade.leakcheck import find_leaks
-from edsgrade.master import load_master
+from edsgrade.authoring.leakcheck import find_leaks
+from edsgrade.authoring.master import load_master
 from labkit import lost
 
 LABS = DEMO_ASSIGNMENTS

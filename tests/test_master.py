@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import toy_master
-from edsgrade.master import AuthoringError, parse_master
+from edsgrade.authoring.master import AuthoringError, parse_master
 
 
 def parse(nb):
@@ -60,7 +60,7 @@ def test_duplicate_grade_ids_are_refused():
 
 
 def test_an_unreadable_master_says_which_file(tmp_path):
-    from edsgrade.master import load_master
+    from edsgrade.authoring.master import load_master
 
     path = tmp_path / "broken.ipynb"
     path.write_text('{"cells": [')
@@ -121,7 +121,7 @@ def test_regions_in_the_wrong_kind_of_cell_are_refused():
 def test_a_course_may_configure_other_delimiters():
     from traitlets.config import Config
 
-    from edsgrade.master import Delimiters
+    from edsgrade.authoring.master import Delimiters
 
     config = Config()
     config.ClearHiddenTests.begin_test_delimeter = "HIDE FROM HERE"
@@ -142,9 +142,9 @@ def test_a_master_with_nbgraders_single_hash_markers_releases_no_hidden_case(toy
     """Built for real: nbgrader's ``# BEGIN HIDDEN TESTS`` (one '#') keeps the hidden case out of the release."""
     import nbformat
 
-    from edsgrade.build import build
+    from edsgrade.build.release import build
     from edsgrade.course import Course
-    from edsgrade.grading import sandbox
+    from edsgrade.grading.sandbox import confinement as sandbox
 
     if not sandbox.can_confine():
         pytest.skip("the build runs the master in the sandbox, which needs root (CI runs as root)")

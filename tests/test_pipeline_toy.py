@@ -7,9 +7,9 @@ import sys
 import nbformat
 
 from conftest import cli
-from edsgrade.cohort import answer
+from edsgrade.simulate.cohort import answer
 from edsgrade.course import Course
-from edsgrade.master import load_master
+from edsgrade.authoring.master import load_master
 
 
 def ok(proc):
@@ -171,7 +171,7 @@ def test_a_grader_failure_on_one_submission_is_recorded_and_the_run_goes_on(toy_
         return real(self, student, *args)
 
     monkeypatch.setattr(Engine, "_grade", failing_for_gil)
-    results = {r.student: r for r in autograde.grade_assignment(Course(root), "toy", progress=False)}
+    results = {r.student: r for r in autograde.grade_run(Course(root), "toy", progress=False).results}
     assert results["gil"].status == "error" and "internal grading error (RuntimeError: boom)" in results["gil"].message
     assert results["hal"].status == "graded"
     assert autograde.read_result(Course(root), "gil", "toy").status == "error"

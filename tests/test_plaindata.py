@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edsgrade.plaindata import Unavailable, UnsupportedValue, decode, decode_names, encode, encode_names
+from edsgrade.grading.sandbox.plaindata import Unavailable, UnsupportedValue, decode, decode_names, encode, encode_names
 
 
 def roundtrip(value):
@@ -74,8 +74,8 @@ import datetime as dt
 import socket
 import threading
 
-from edsgrade.grading import protocol
-from edsgrade.plaindata import Limits, MalformedValue, bind_frames, portable
+from edsgrade.grading.sandbox import protocol
+from edsgrade.grading.sandbox.plaindata import Limits, MalformedValue, bind_frames, portable
 
 
 def wire_roundtrip(value):

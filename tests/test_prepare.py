@@ -6,7 +6,7 @@ import nbformat
 
 from conftest import toy_master
 from edsgrade.grading.prepare import prepare, release_test_source
-from edsgrade.master import parse_master
+from edsgrade.authoring.master import parse_master
 
 MASTER = parse_master(toy_master(), Path("toy.ipynb"))
 

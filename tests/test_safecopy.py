@@ -1,4 +1,4 @@
-"""Unit tests of edsgrade.safecopy: only regular files are copied, every refusal is said, bounds hold."""
+"""Unit tests of edsgrade.exchange.safecopy: only regular files are copied, every refusal is said, bounds hold."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edsgrade.safecopy import CopyLimits, CopyReport, Refusal, UnsafeFile, copy_tree, read_regular, scan_tree
+from edsgrade.exchange.safecopy import CopyLimits, CopyReport, Refusal, UnsafeFile, copy_tree, read_regular, scan_tree
 
 SECRET = "TOP-SECRET-LINE\n"
 

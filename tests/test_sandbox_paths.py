@@ -2,7 +2,7 @@
 import os
 import sys
 
-from edsgrade.grading import sandbox
+from edsgrade.grading.sandbox import confinement as sandbox
 
 
 def test_an_environment_reached_through_a_link_is_mounted_under_both_paths(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The sanitizer of graded notebooks (edsgrade.sanitize) on a broad corpus of payloads.
+"""The sanitizer of graded notebooks (edsgrade.grading.sanitize) on a broad corpus of payloads.
 
 Each payload is checked the way it would reach a browser: through nbconvert's HTML exporter (the
 formgrader's renderer) after sanitizing, so that a payload the sanitizer misses, or one that nbconvert
@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbconvert.exporters import HTMLExporter
 
-from edsgrade.sanitize import clean_html, clean_markdown, clean_svg, safe_url, sanitize_notebook
+from edsgrade.grading.sanitize import clean_html, clean_markdown, clean_svg, safe_url, sanitize_notebook
 
 PAYLOADS = [
     "<script>alert(1)</script>",

@@ -17,8 +17,8 @@ from edsgrade.config import DEFAULTS, SCHEMA, SettingsError, check_master, secti
 from edsgrade.course import Course, Grader
 from edsgrade.exam import Exam, exam_settings
 from edsgrade.grading.engine import GradingOptions
-from edsgrade.marks import Grades, policy
-from edsgrade.master import load_master
+from edsgrade.grades.final import Grades, policy
+from edsgrade.authoring.master import load_master
 
 
 def course_with(tmp_path, config: str = "", metadata: dict | None = None, name: str = "lab1"):

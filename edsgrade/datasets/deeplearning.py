@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import picking, volcano
+from edsgrade.datasets import picking, volcano
 
 EVENTS_FILE = "volcano_events.npz"
 PICKING_FILE = "picking.npz"

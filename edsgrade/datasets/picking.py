@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .volcano import _brune, _freqs, _shaped_noise, station_noise
+from edsgrade.datasets.volcano import _brune, _freqs, _shaped_noise, station_noise
 
 FS = 40.0                 # sampling rate (Hz)
 N_SAMPLES = 1024          # samples per window (25.6 s)

@@ -2,7 +2,7 @@
 
 ``submitted/`` is only read. Each submission runs in a throw-away copy made of the release's
 files (data, public checks) with the student's files on top, in a sandbox
-(:mod:`edsgrade.grading.sandbox`), several at a time (:mod:`edsgrade.grading.backends`). Whatever a
+(:mod:`edsgrade.grading.sandbox.confinement`), several at a time (:mod:`edsgrade.grading.backends`). Whatever a
 submission does, it ends with a recorded :class:`SubmissionResult`: a score per question, or a
 clear error (invalid notebook, timeout, crash). A journal (:mod:`edsgrade.grading.journal`) makes
 a killed run resumable: running the same command again grades only what is left.
@@ -16,21 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from ..course import Course, CourseError
-from ..master import load_master
-from .backends import default_workers, run_dask, run_local
-from .engine import RESULT_FILE, GradingOptions, SubmissionResult, read_result
-from .journal import Journal, submission_digest
+from edsgrade.course import Course, CourseError
+from edsgrade.grading.backends import default_workers, run_dask, run_local
+from edsgrade.grading.engine import RESULT_FILE, GradingOptions, SubmissionResult, read_result
+from edsgrade.grading.journal import Journal, submission_digest
 
 log = logging.getLogger("edsgrade")
-__all__ = ["GradingRun", "SubmissionResult", "grade_assignment", "read_result", "save_result", "RESULT_FILE"]
-
-
-def save_result(course: Course, result: SubmissionResult) -> None:
-    """Rewrite ``autograded/S/A/result.json`` (e.g. after a manual correction)."""
-    folder = course.autograded_dir(result.student, result.assignment)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=1))
+__all__ = ["GradingRun", "SubmissionResult", "grade_run", "read_result", "RESULT_FILE"]
 
 
 def _check_built(course: Course, assignment: str) -> None:
@@ -71,31 +63,23 @@ class GradingRun:
         return text
 
 
-def grade_assignment(course: Course, assignment: str, students: Iterable[str] | None = None, *,
-                     on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
-                     force: bool = False, workers: int | None = None, backend: str = "local",
-                     scheduler: str | None = None, **overrides: Any) -> list[SubmissionResult]:
+def grade_run(course: Course, assignment: str, students: Iterable[str] | None = None, *,
+              on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
+              force: bool = False, workers: int | None = None, backend: str = "local",
+              scheduler: str | None = None, **overrides: Any) -> GradingRun:
     """Grade the collected submissions of ``assignment`` (all, or ``students``) and record them.
 
     Already graded, unchanged submissions are skipped (their recorded results are returned)
     unless ``force``. ``overrides`` (``cell_timeout``, ``timeout``, ``memory``...) come on top of
     the course's and the master's settings. Scores go to nbgrader's gradebook as each submission
-    finishes, one transaction each. See :func:`grade_run` for the run's summary.
+    finishes, one transaction each. Returns a :class:`GradingRun` (results in the order asked, what was
+    skipped, times).
     """
-    return grade_run(course, assignment, students, on_result=on_result, progress=progress, force=force,
-                     workers=workers, backend=backend, scheduler=scheduler, **overrides).results
-
-
-def grade_run(course: Course, assignment: str, students: Iterable[str] | None = None, *,
-              on_result: Callable[[SubmissionResult], None] | None = None, progress: bool = True,
-              force: bool = False, workers: int | None = None, backend: str = "local",
-              scheduler: str | None = None, **overrides: Any) -> GradingRun:
-    """:func:`grade_assignment`, returning a :class:`GradingRun` (results, what was skipped, times)."""
-    from ..gradebook import record
-    from .variants import Variants
+    from edsgrade.gradebook.store import record
+    from edsgrade.grading.variants import Variants
 
     start = time.monotonic()
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     Variants(course, master)  # errors now if the build is missing or older than the master
     _check_built(course, assignment)
     available = course.submitted_students(assignment)

@@ -21,8 +21,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Iterable
 
-from ..course import Course
-from .engine import Engine, GradingOptions, Status, SubmissionResult
+from edsgrade.course import Course
+from edsgrade.grading.engine import Engine, GradingOptions, Status, SubmissionResult
 
 OnDone = Callable[[SubmissionResult], None]
 
@@ -102,11 +102,10 @@ def run_dask(course: Course, assignment: str, students: Iterable[str], options: 
             try:
                 result = SubmissionResult.from_dict(future.result())
             except Exception as exc:  # the worker died or could not run the task: record it
-                from .engine import zero
-                from ..master import load_master
+                from edsgrade.grading.engine import zero
 
                 result = SubmissionResult(student, assignment, Status.ERROR,
-                                          questions=zero(load_master(course.master_path(assignment))),
+                                          questions=zero(course.assignment(assignment).master),
                                           message=f"the Dask worker failed ({type(exc).__name__}: {exc}); "
                                                   "grade this student again")
             on_done(result)

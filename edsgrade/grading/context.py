@@ -1,6 +1,6 @@
 """What a hidden test case may receive besides the student's variables and ``ref``.
 
-Three parameter names are reserved (:data:`CONTEXT_PARAMS`); a case that names one of them gets,
+Three parameter names are reserved (:data:`edsgrade.authoring.CONTEXT_PARAMS`, part of the master format); a case that names one of them gets,
 in the grader's process (never in the student's):
 
 ``hidden``
@@ -28,9 +28,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from ..errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
-CONTEXT_PARAMS = ("hidden", "files", "run")
 DEFAULT_FILE_LIMIT = 8 << 20  # bytes of one file the judge reads from a working copy
 FIGURE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 

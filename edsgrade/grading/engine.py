@@ -21,19 +21,19 @@ from typing import Any
 
 import nbformat
 
-from ..config import DEFAULTS
-from ..course import Course
-from ..master import Master, Question, load_master
-from ..plaindata import decode_names
-from ..safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
-from ..safeexchange import COLLECT_FILE, read_collect_record, read_small, read_time
-from ..sanitize import sanitize_notebook
-from .executor import Execution, SandboxExecutor, Session, SessionGone
-from .context import session_context
-from .judge import QuestionResult, judge_all, judge_question, proxy_values
-from .pool import WarmPool, preload_for
-from .prepare import prepare
-from .sandbox import Limits, SandboxError, can_confine
+from edsgrade.config import DEFAULTS
+from edsgrade.course import Course
+from edsgrade.authoring.master import Master, Question, cell_grade_id
+from edsgrade.grading.sandbox.plaindata import decode_names
+from edsgrade.exchange.safecopy import CopyLimits, Refusal, UnsafeFile, copy_tree, read_regular
+from edsgrade.exchange.safe import COLLECT_FILE, read_collect_record, read_small, read_time
+from edsgrade.grading.sanitize import sanitize_notebook
+from edsgrade.grading.sandbox.executor import Execution, SandboxExecutor, Session, SessionGone
+from edsgrade.grading.context import session_context
+from edsgrade.grading.judge import QuestionResult, judge_all, judge_question, proxy_values
+from edsgrade.grading.sandbox.pool import WarmPool, preload_for
+from edsgrade.grading.prepare import prepare
+from edsgrade.grading.sandbox.confinement import Limits, SandboxError, can_confine
 
 log = logging.getLogger("edsgrade")
 RESULT_FILE = "result.json"
@@ -181,7 +181,7 @@ def _describe_problems(execution: Execution) -> list[str]:
     for p in execution.problems:
         text = p.describe()
         if 0 <= p.cell < len(execution.notebook.cells):
-            gid = execution.notebook.cells[p.cell].get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            gid = cell_grade_id(execution.notebook.cells[p.cell])
             text = text.replace(f"cell {p.cell}", f"cell {p.cell + 1}" + (f" (answer {gid})" if gid else ""), 1)
         elif p.cell < 0:
             text = text.replace("cell -1", "a test")
@@ -200,7 +200,7 @@ def working_copy(release: Path, submitted: Path, dest: Path, data: Path | None =
     the student's entries that were not copied.
 
     ``data`` replaces the release's ``data/`` (a hidden draw of the dataset). The student's files
-    are copied with :func:`edsgrade.safecopy.copy_tree`: regular files only, no link followed, no
+    are copied with :func:`edsgrade.exchange.safecopy.copy_tree`: regular files only, no link followed, no
     FIFO opened, count, size and depth bounded; her notebooks at the top and the instructor's
     names (``INSTRUCTOR_ONLY``) are left out.
     """
@@ -289,7 +289,7 @@ def write_outputs(course: Course, result: SubmissionResult, notebook: nbformat.N
                   timestamp_file: Path | None) -> None:
     """Replace ``autograded/S/A/`` in one step: build it beside, then swap it in.
 
-    The notebook is sanitized first (:func:`edsgrade.sanitize.sanitize_notebook`): instructors'
+    The notebook is sanitized first (:func:`edsgrade.grading.sanitize.sanitize_notebook`): instructors'
     browsers render it (formgrader, nbconvert, JupyterLab), and its outputs are the student's.
     """
     report = sanitize_notebook(notebook)
@@ -324,10 +324,10 @@ class Engine:
     """
 
     def __init__(self, course: Course, assignment: str, options: GradingOptions) -> None:
-        from .variants import Variants
+        from edsgrade.grading.variants import Variants
 
         self.course, self.options = course, options
-        self.master = load_master(course.master_path(assignment))
+        self.master = course.assignment(assignment).master
         self.variants = Variants(course, self.master)
         self.executor = start_executor(self.master, options)
         self._refs: dict[tuple[int | None, str], dict[str, Any]] = {}
@@ -400,7 +400,7 @@ class Engine:
         result.notes += prepared.notes
         variant = self.variants.for_student(student)
         result.variant = variant.seed if variant.hidden else None
-        refs = variant.references()
+        refs = variant.refs
         checkpoints = {i: gid for i, (gid, _) in prepared.captures.items()}
         names = {gid: names for gid, names in prepared.captures.values()}
 

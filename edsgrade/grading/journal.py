@@ -17,16 +17,16 @@ import threading
 import time
 from pathlib import Path
 
-from ..course import Course
+from edsgrade.course import REF_FILE, VARIANTS_DIR, Course
 
 JOURNAL_FILE = "journal.jsonl"
 
 
 def submission_digest(course: Course, student: str, assignment: str) -> str:
     """A digest of a collected submission: its files' names and contents (``timestamp.txt`` included),
-    read as the working copy reads them (:func:`edsgrade.safecopy.digest_tree`: no link followed, no
+    read as the working copy reads them (:func:`edsgrade.exchange.safecopy.digest_tree`: no link followed, no
     FIFO opened, a deep or huge tree bounded), so an odd file never stops the class's grading."""
-    from ..safecopy import digest_tree
+    from edsgrade.exchange.safecopy import digest_tree
 
     return digest_tree(course.submitted_dir(student, assignment))
 
@@ -35,7 +35,7 @@ def build_digest(course: Course, assignment: str) -> str:
     """A digest of what grading depends on in the build (reference values, hidden draws)."""
     digest = hashlib.sha256()
     build = course.build_dir(assignment)
-    for path in sorted([build / "reference.json", *build.glob("variants/*/reference.json")]):
+    for path in sorted([build / REF_FILE, *build.glob(f"{VARIANTS_DIR}/*/{REF_FILE}")]):
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -1,7 +1,7 @@
 """Evaluate a question's Otter test cases on values captured from a student's notebook.
 
 The judge runs in the grader's process, never in the student's: it receives the student's values
-as plain data (decoded by :mod:`edsgrade.plaindata`) and ``ref``, the reference solution's values on
+as plain data (decoded by :mod:`edsgrade.grading.sandbox.plaindata`) and ``ref``, the reference solution's values on
 the same data. A function or fitted model arrives as a :class:`Proxy`: calling it (or a method of
 it, ``model.predict(X)``) runs the student's code in the student's sandboxed process with plain
 arguments, and only plain data comes back. A value the student did not define fails the cases that
@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from ..master import Question, load_test_cases
-from ..plaindata import MalformedValue, Unavailable, decode, decode_names, encode
-from .context import CONTEXT_PARAMS
-from .untrusted import identifier, said
-from ..errors import EdsgradeError
+from edsgrade.authoring.master import Question, load_test_cases
+from edsgrade.grading.sandbox.plaindata import MalformedValue, Unavailable, decode, decode_names, encode
+from edsgrade.authoring import CONTEXT_PARAMS
+from edsgrade.grading.sandbox.untrusted import identifier, said
+from edsgrade.errors import EdsgradeError
 
 
 class StudentCodeError(EdsgradeError):
@@ -60,7 +60,7 @@ class Proxy:
         return self._ask(True, args, kwargs)
 
     def _ask(self, call: bool, args: tuple = (), kwargs: dict | None = None) -> Any:
-        from .executor import SessionGone
+        from edsgrade.grading.sandbox.executor import SessionGone
 
         label = self._label()
         arrays: list[Any] = []  # the arguments' arrays travel as binary attachments

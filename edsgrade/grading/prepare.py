@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from ..master import Master
+from edsgrade.authoring.master import Master, cell_grade_id
 
 GRADED_SOURCE = 'grader.check("{grade_id}")'
 OTTER_INIT_TAG = "otter-init"
@@ -39,10 +39,6 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def _grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
 def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: bool = False) -> Prepared:
     """Return the notebook to execute for ``submission`` of ``master``'s assignment.
 
@@ -61,7 +57,7 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
             cell.outputs, cell.execution_count = [], None
             if OTTER_INIT_TAG in cell.get("metadata", {}).get("tags", []):
                 cell.source = GRADING_INIT
-        gid = _grade_id(cell)
+        gid = cell_grade_id(cell)
         if gid in wanted:
             if gid in placed or cell.cell_type != "code":
                 notes.append(f"a copy of test cell {gid} was found and ignored")
@@ -74,7 +70,7 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
             cell.source = release_test_source(gid)
         cells.append(cell)
     # Put back deleted test cells after the nearest cell that precedes them in the master.
-    master_order = [_grade_id(c) for c in master.notebook.cells]
+    master_order = [cell_grade_id(c) for c in master.notebook.cells]
     for q in master.questions:
         if q.grade_id in placed:
             continue
@@ -84,7 +80,7 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
         position = len(cells)
         earlier = [g for g in master_order[: q.cell_index] if g]
         for prior in reversed(earlier):
-            hits = [i for i, c in enumerate(cells) if _grade_id(c) == prior]
+            hits = [i for i, c in enumerate(cells) if cell_grade_id(c) == prior]
             if hits:
                 position = hits[0] + 1
                 break
@@ -93,7 +89,7 @@ def prepare(submission: nbformat.NotebookNode, master: Master, *, is_master: boo
     nb.cells = cells
     captures: dict[int, tuple[str, list[str]]] = {}
     for index, cell in enumerate(nb.cells):
-        gid = _grade_id(cell)
+        gid = cell_grade_id(cell)
         if gid in wanted and cell.cell_type == "code":
             q = wanted[gid]
             captures[index] = (gid, sorted(set(q.names) | (set(q.ref_names) if is_master else set())))

@@ -9,22 +9,21 @@ Students see the draw of ``seed`` only; the build generates each hidden draw int
 values); the grader runs every submission on one hidden draw (chosen per student, stably) and
 ``ref`` then holds the reference solution's values *on that draw*. A hard-coded answer, copied
 from the student's own run, fails; a general one passes. The seeds are removed from the release.
+
+This is the read side: which draw a submission gets, and its data and reference values as the build
+wrote them (:mod:`edsgrade.build.variants` writes the hidden draws; the students' own draw is read by
+:meth:`edsgrade.course.Assignment.reference`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..course import Course, CourseError
-from ..master import Master
-
-VARIANTS_DIR = "variants"
-HIDDEN_DIR = "hidden"  # build/A/hidden, build/A/variants/SEED/hidden: instructor-only dataset files
+from edsgrade.authoring.master import Master, master_digest
+from edsgrade.course import HIDDEN_DIR, REF_FILE, VARIANTS_DIR, Assignment, Course, CourseError
 
 
 def hidden_folder(course: Course, master: Master) -> Path | None:
@@ -43,9 +42,6 @@ class Variant:
     refs: dict[str, dict[str, Any]]
     hidden_data: Path | None = None  # the draw's instructor-only files (``hidden`` case parameter)
 
-    def references(self) -> dict[str, dict[str, Any]]:
-        return self.refs
-
 
 def variant_seeds(master: Master) -> list[int]:
     """The hidden seeds a master asks for (metadata ``edsgrade.variants``)."""
@@ -63,40 +59,13 @@ def seed_for(assignment: str, student: str, seeds: list[int]) -> int:
     return seeds[int(digest, 16) % len(seeds)]
 
 
-def build_variants(course: Course, master: Master, echo: Callable[[str], Any]) -> list[int]:
-    """Generate each hidden draw and run the master on it (the build calls this)."""
-    from ..build import REF_FILE, generate_data, generate_hidden_data, master_digest, reference_values
-
-    seeds = variant_seeds(master)
-    root = course.build_dir(master.assignment) / VARIANTS_DIR
-    if root.exists():
-        shutil.rmtree(root)
-    for seed in seeds:
-        echo(f"[{master.assignment}] hidden draw {seed}: generating the data and running the master on it")
-        folder = root / str(seed)
-        folder.mkdir(parents=True)
-        with tempfile.TemporaryDirectory(prefix=f"edsgrade-variant-{master.assignment}-") as tmp:
-            work = Path(tmp) / master.assignment
-            shutil.copytree(course.source_dir(master.assignment), work,
-                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "data"))
-            generate_data(master, work, seed=seed)
-            shutil.copytree(work / "data", folder / "data")
-            hidden = generate_hidden_data(master, folder / HIDDEN_DIR, seed=seed)
-            refs, _ = reference_values(course, master, work, hidden)
-        (folder / REF_FILE).write_text(json.dumps({"assignment": master.assignment, "master": master_digest(master),
-                                                   "seed": seed, "values": refs}))
-    return seeds
-
-
 class Variants:
     """Which data and reference values each student's submission is graded with."""
 
     def __init__(self, course: Course, master: Master) -> None:
-        from ..build import load_reference
-
         self.course, self.master = course, master
         self.seeds = variant_seeds(master)
-        self.base = load_reference(course, master)
+        self.base = Assignment(course, master.assignment, master).reference()
         self._cache: dict[int, Variant] = {}
 
     def for_student(self, student: str) -> Variant:
@@ -108,8 +77,6 @@ class Variants:
         return self._cache[seed]
 
     def _load(self, seed: int) -> Variant:
-        from ..build import REF_FILE, master_digest
-
         folder = self.course.build_dir(self.master.assignment) / VARIANTS_DIR / str(seed)
         path = folder / REF_FILE
         if not path.is_file() or json.loads(path.read_text()).get("master") != master_digest(self.master):

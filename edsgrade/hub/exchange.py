@@ -1,13 +1,13 @@
 """nbgrader's filesystem exchange on the course hub: a student writes only her own submissions.
 
-The course's safe exchange steps (:mod:`edsgrade.safeexchange`: copies of regular files only, no link
+The course's safe exchange steps (:mod:`edsgrade.exchange.safe`: copies of regular files only, no link
 followed, bounded; submissions dated by the exchange's inode change times) do the copying on the hub
 too. What the hub adds is *who*: on a hub every student is a system user, and the inbound folder is
 shared by all of them, so two of the steps are subclassed here, through nbgrader's ``ExchangeFactory``
 (never by patching nbgrader):
 
 - **Submit** (:class:`PrivateSubmit`, the students' servers' ``c.ExchangeFactory.submit``, written by
-  :func:`edsgrade.hub.system.nbgrader_config`). :class:`~edsgrade.safeexchange.SafeSubmit`'s copy,
+  :func:`edsgrade.hub.system.nbgrader_config`). :class:`~edsgrade.exchange.safe.SafeSubmit`'s copy,
   only under the student's own user name, and the submission closed to the other students (nbgrader's
   own leaves it world-readable, hidden only by a random name in an inbound folder nobody can list):
   every folder is created afresh by the copy, so it inherits the grader account's group from the
@@ -20,7 +20,7 @@ shared by all of them, so two of the steps are subclassed here, through nbgrader
   what in it belongs to him); any other is refused *before* the latest submission is chosen, so a
   planted folder, however late its name, neither replaces bob's work nor hides it. Every refusal of
   a collect is written to ``collect-log/A.json`` in the course directory.
-- **Fetch feedback**: :class:`~edsgrade.safeexchange.SafeFetchFeedback` as it is (the page read as a
+- **Fetch feedback**: :class:`~edsgrade.exchange.safe.SafeFetchFeedback` as it is (the page read as a
   regular file, written into the student's folder without following a link she planted there).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 from nbgrader.utils import get_username
 
-from ..safeexchange import SafeCollect, SafeSubmit
+from edsgrade.exchange.safe import SafeCollect, SafeSubmit
 
 #: where :class:`HubCollect` records what it refused, per assignment (``collect-log/A.json`` in the course)
 COLLECT_LOG = "collect-log"

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..course import Course
-from ..feedback import write_feedback
-from ..grading.autograde import SubmissionResult, grade_assignment
-from ..safecopy import UnsafeFile, read_regular
-from . import system
-from .settings import HubSettings
+from edsgrade.course import Course
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import SubmissionResult, grade_run
+from edsgrade.exchange.safecopy import UnsafeFile, read_regular
+from edsgrade.hub import system
+from edsgrade.hub.settings import HubSettings
 
 #: files of a collected submission that nbgrader's ``release_feedback`` reads beside the feedback page
 SUBMISSION_KEYS = ("timestamp.txt", "submission_secret.txt")
@@ -57,7 +57,7 @@ def grade_on_hub(settings: HubSettings, assignment: str, students: list[str] | N
     system.require_root()
     course = Course(settings.course_dir)
     try:
-        results = grade_assignment(course, assignment, students, progress=False, **limits)
+        results = grade_run(course, assignment, students, progress=False, **limits).results
         graded = [r.student for r in results]
         pages = write_feedback(course, assignment, graded) if graded else []
         make_releasable(course, assignment, graded)

@@ -10,9 +10,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from . import system
-from .password import PASSWORD_ENV
-from .settings import SETTINGS_ENV, HubSettings
+from edsgrade.hub import system
+from edsgrade.hub.password import PASSWORD_ENV
+from edsgrade.hub.settings import SETTINGS_ENV, HubSettings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
 

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .system import HubSetupError
+from edsgrade.hub.system import HubSetupError
 
 #: environment variable holding the shared password
 PASSWORD_ENV = "EDSGRADE_HUB_PASSWORD"

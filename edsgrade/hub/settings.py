@@ -68,10 +68,6 @@ class HubSettings:
         return Path(self.state_dir) / "jupyter" / role
 
     @property
-    def student_group(self) -> str:
-        return f"nbgrader-{self.course_id}"
-
-    @property
     def grader_group(self) -> str:
         return f"formgrade-{self.course_id}"
 
@@ -87,7 +83,7 @@ class HubSettings:
         if not path:
             raise RuntimeError(f"{SETTINGS_ENV} is not set: start the hub with `edsgrade hub`.")
         if not Path(path).is_file():
-            from ..course import CourseError
+            from edsgrade.course import CourseError
 
             raise CourseError(f"{path} does not exist: no course hub was started with this state folder "
                               "(start it with `edsgrade hub`, or pass the --state-dir it was started with).")

@@ -32,8 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..course import CourseError
-from .settings import HubSettings
+from edsgrade.course import CourseError
+from edsgrade.hub.settings import HubSettings
 
 #: nbgrader's lab extensions a student does not get (grading tools)
 STUDENT_HIDDEN_LAB_EXTENSIONS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
@@ -200,7 +200,7 @@ def nbgrader_config(settings: HubSettings, student: bool) -> str:
     ]
     if student:
         lines.append('c.ExchangeFactory.submit = "edsgrade.hub.exchange.PrivateSubmit"')
-        lines.append('c.ExchangeFactory.fetch_feedback = "edsgrade.safeexchange.SafeFetchFeedback"')
+        lines.append('c.ExchangeFactory.fetch_feedback = "edsgrade.exchange.safe.SafeFetchFeedback"')
     return "\n".join(lines) + "\n"
 
 

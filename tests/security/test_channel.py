@@ -12,10 +12,10 @@ import time
 import nbformat
 import pytest
 
-from edsgrade.grading import sandbox
-from edsgrade.grading.executor import Ending, SandboxExecutor, Status
+from edsgrade.grading.sandbox import confinement as sandbox
+from edsgrade.grading.sandbox.executor import Ending, SandboxExecutor, Status
 from edsgrade.grading.judge import StudentCodeError, proxy_values
-from edsgrade.grading.pool import WarmPool
+from edsgrade.grading.sandbox.pool import WarmPool
 
 CONFINE = [False] + ([True] if sandbox.can_confine() else [])
 #: a cell's code that finds the channel to the grader among its own descriptors
@@ -59,7 +59,7 @@ def test_a_forged_set_up_failure_is_the_notebooks_reply_not_the_graders(pool, tm
 def test_a_real_set_up_failure_reaches_the_grader_on_the_templates_own_pipe(pool, tmp_path, confine):
     """A limit the notebook's process cannot set (confined: PID 2, inside its PID namespace) fails its set-up:
     the grader hears it from the warm template, as the sandbox's failure, and no cell is run."""
-    from edsgrade.grading.sandbox import Limits
+    from edsgrade.grading.sandbox.confinement import Limits
 
     ex, _ = execute(pool, tmp_path, ["print('never run')"], confine=confine, limits=Limits(open_files=1 << 40))
     assert ex.status is Status.FAILED and ex.ending is Ending.SETUP_FAILED, ex.summary()
@@ -311,7 +311,7 @@ def orphans():
                 while parent > 1 and not owned:
                     parent = stat(parent)
                     cmd = open(f"/proc/{parent}/cmdline", "rb").read()
-                    owned = os.stat(f"/proc/{parent}").st_uid == 0 and b"edsgrade.grading.template" in cmd
+                    owned = os.stat(f"/proc/{parent}").st_uid == 0 and b"edsgrade.grading.sandbox.template" in cmd
                 if not owned:
                     found.append((pid, open(f"/proc/{pid}/cmdline", "rb").read()[:200]))
             except (OSError, ValueError, IndexError):
@@ -334,7 +334,7 @@ def test_the_grading_run_finishes_and_prints_every_text_as_text(graded):
 
 def test_honest_grades_and_course_files_are_untouched(graded):
     from edsgrade.course import Course
-    from edsgrade.gradebook import read_grades
+    from edsgrade.gradebook.store import read_grades
 
     results = graded["results"]
     assert results["honest"]["score"] == 6 and results["honest2"]["score"] == 6 and results["wrong"]["score"] == 1

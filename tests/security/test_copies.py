@@ -25,10 +25,10 @@ from edsgrade import exchange
 from edsgrade.course import Course
 from edsgrade.exam import close_exam, submission_time
 from edsgrade.feedback import write_feedback
-from edsgrade.gradebook import read_grades
-from edsgrade.grading import sandbox
+from edsgrade.gradebook.store import read_grades
+from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.autograde import grade_run
-from edsgrade.safeexchange import COLLECT_FILE, read_time
+from edsgrade.exchange.safe import COLLECT_FILE, read_time
 
 pytestmark = pytest.mark.skipif(not sandbox.can_confine(), reason="the sandbox needs root (CI runs as root)")
 
@@ -321,7 +321,7 @@ def test_fetch_feedback_never_writes_through_a_planted_link(graded, tmp_path):
     """A student plants links where her fetched feedback goes: the page replaces them, no target is written."""
     from nbgrader.auth import Authenticator
 
-    from edsgrade.safeexchange import SafeFetchFeedback, write_under
+    from edsgrade.exchange.safe import SafeFetchFeedback, write_under
 
     victim = tmp_path / "victim.txt"
     victim.write_text("untouched")

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import arena  # noqa: E402
 from edsgrade.course import Course  # noqa: E402
-from edsgrade.gradebook import read_grades  # noqa: E402
-from edsgrade.grading import sandbox  # noqa: E402
+from edsgrade.gradebook.store import read_grades  # noqa: E402
+from edsgrade.grading.sandbox import confinement as sandbox  # noqa: E402
 from edsgrade.grading.autograde import grade_run  # noqa: E402
 from test_hostile import digest_tree  # noqa: E402
 
@@ -49,7 +49,7 @@ CHANNEL = (
     "            pass\n"
 )
 # Replace the sandbox's encoder, so that the reply really carries what the notebook says.
-UNBOUNDED = "import edsgrade.plaindata as _p\n_p.encode = lambda value, **kw: [[]] * 5_000_000\n"
+UNBOUNDED = "import edsgrade.grading.sandbox.plaindata as _p\n_p.encode = lambda value, **kw: [[]] * 5_000_000\n"
 
 PROFILES = {
     # student: (code run before the answers, answers, what the result must say)

@@ -1,6 +1,6 @@
 """A course folder that holds its own copy of the package: the sandbox still imports the grader's own.
 
-The warm template runs as ``python -P -m edsgrade.grading.template`` with the grader's package on
+The warm template runs as ``python -P -m edsgrade.grading.sandbox.template`` with the grader's package on
 ``PYTHONPATH``: the working directory (here a course folder with a broken ``edsgrade/`` of its own,
 as a course kept in a clone of this repository would have) is never on ``sys.path``.
 """
@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 from conftest import toy_master, new_course
-from edsgrade.build import build
+from edsgrade.build.release import build
 from edsgrade.course import Course
-from edsgrade.grading import sandbox
+from edsgrade.grading.sandbox import confinement as sandbox
 
 pytestmark = pytest.mark.skipif(not sandbox.can_confine(), reason="the sandbox needs root (CI runs as root)")
 

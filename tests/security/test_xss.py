@@ -29,10 +29,10 @@ import pytest
 
 import arena
 from edsgrade.course import Course
-from edsgrade.gradebook import read_grades
-from edsgrade.grading import sandbox
+from edsgrade.gradebook.store import read_grades
+from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.autograde import grade_run
-from edsgrade.sanitize import render_markdown
+from edsgrade.grading.sanitize import render_markdown
 from test_hostile import WRONG, digest_tree
 from test_sanitize import active
 

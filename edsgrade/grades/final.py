@@ -9,7 +9,7 @@ grade is proportional to the points: ``scale × (auto + manual earned) / (auto +
 **Bonus** questions (a master's ``"edsgrade": {"bonus": ["q11", "q12"]}``, e.g. a lab's optional
 "go further" part) are not in the possible points: what they earn is added to the automatic part's
 earned points, and the grade is capped at the scale.
-The late penalty of nbgrader's configured plugin (:func:`edsgrade.exam.late_plugin`) is then taken
+The late penalty of nbgrader's configured plugin (:func:`edsgrade.gradebook.late.late_plugin`) is then taken
 off the grade. A grade with rubric criteria still to mark is *pending*: no number is shown for it,
 never a silent 0.
 
@@ -29,10 +29,27 @@ from typing import Any
 
 from nbgrader.api import MissingEntry
 
-from .config import configurable
-from .course import Course, CourseError
-from .exam import describe_policy, exam_settings, late_penalty, late_plugin, minutes_text
-from .master import Master, load_master
+from edsgrade.config import configurable
+from edsgrade.course import Course, CourseError
+from edsgrade.gradebook.late import describe_policy, late_penalty, late_plugin, minutes_text
+from edsgrade.authoring.master import Master
+
+
+@dataclass(frozen=True)
+class ExamSettings:
+    """An assignment's exam settings, resolved (course, course per assignment, master)."""
+
+    is_exam: bool
+    auto_share: float
+    duration_minutes: float
+
+
+def exam_settings(course: Course, master: Master) -> ExamSettings:
+    """Resolve ``master``'s exam settings by the one rule (:meth:`Course.settings`): ``c.Exam``, then
+    ``c.Exam.assignments[A]``, then the master's ``edsgrade.exam`` metadata. An assignment is an exam if either
+    of the last two mentions it. A bad value raises :class:`~edsgrade.config.SettingsError`."""
+    settings = course.settings(master)
+    return ExamSettings(settings.is_exam, float(settings["auto_share"]), float(settings["duration_minutes"]))
 
 
 Grades = configurable("Grades", __name__, """How grades are reported (``c.Grades.*``); traits from the one schema
@@ -210,7 +227,7 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
     A collected submission not yet autograded, or with rubric criteria still to mark, gets no
     grade (``grade`` is None) and a status saying what is left to do.
     """
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     pol = policy(course, master, scale)
     plugin = late_plugin(course)
     text = describe_policy(plugin)
@@ -231,14 +248,6 @@ def final_grades(course: Course, assignment: str, scale: float | None = None) ->
             rows[student] = FinalGrade(student, assignment, GradeStatus.NOT_GRADED, pol.scale, policy_text=pol.describe(),
                                        late_policy=text, auto_share=pol.auto_share)
     return [rows[s] for s in sorted(rows)]
-
-
-def final_grade(course: Course, assignment: str, student: str, scale: float | None = None) -> FinalGrade | None:
-    """One student's :class:`FinalGrade` for ``assignment`` (None if nothing was handed in)."""
-    for row in final_grades(course, assignment, scale):
-        if row.student == student:
-            return row
-    return None
 
 
 # ---- the course total ----------------------------------------------------------------------------
@@ -270,10 +279,6 @@ class CourseGrades:
     rows: list[CourseRow]
     scale: float
 
-    @property
-    def weight_total(self) -> float:
-        return sum(p.weight for p in self.policies)
-
 
 def course_grades(course: Course, scale: float | None = None) -> CourseGrades:
     """Every assignment with at least one submission, and each student's weighted total.
@@ -290,7 +295,7 @@ def course_grades(course: Course, scale: float | None = None) -> CourseGrades:
         rows = final_grades(course, name, scale)
         if not rows:
             continue
-        policies.append(policy(course, load_master(course.master_path(name)), scale))
+        policies.append(policy(course, course.assignment(name).master, scale))
         by_assignment[name] = {r.student: r for r in rows}
         students.update(by_assignment[name])
     out_of = policies[0].scale if policies else float(Grades(config=course.config).scale if scale is None else scale)

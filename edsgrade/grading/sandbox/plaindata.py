@@ -6,7 +6,7 @@ side from that description only, with plain constructors (``numpy.empty``, ``pan
 ``pandas.Categorical.from_codes``...): nothing is evaluated, no class is looked up by name.
 
 Numeric, boolean, date and fixed-width string arrays are the bulk of the data. On the channel they
-travel as binary ``.npy`` attachments (:mod:`edsgrade.grading.protocol`): :func:`encode` with an
+travel as binary ``.npy`` attachments (:mod:`edsgrade.grading.sandbox.protocol`): :func:`encode` with an
 ``arrays`` list appends each array there and leaves ``{"__plain__": "ndarray", "frame": i}`` in the
 tree; without it (a value stored in ``reference.json`` or in an Otter test file) the bytes are
 inlined as base64. :func:`decode` reads both.
@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 try:
-    from .errors import EdsgradeError
+    from edsgrade.errors import EdsgradeError
 except ImportError:  # standalone: shipped as `edsgrade_plaindata` in the Otter autograder (build.export_otter)
     class EdsgradeError(Exception):  # type: ignore[no-redef]
         """Stand-in for :class:`edsgrade.errors.EdsgradeError` where the package is not installed."""

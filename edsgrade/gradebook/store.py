@@ -3,7 +3,7 @@
 Autograded scores go in nbgrader's ``Grade.auto_score`` of each test cell, so ``nbgrader export``
 and formgrader see exactly what edsgrade computed; manual scores (formgrader) are never touched.
 A submission after the due date gets nbgrader's late penalty from the configured plugin, as
-``nbgrader autograde`` would give it (the final grade's penalty is :mod:`edsgrade.marks`').
+``nbgrader autograde`` would give it (the final grade's penalty is :mod:`edsgrade.grades.final`').
 One submission's grades are written in one transaction.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 from nbgrader.api import MissingEntry
 from nbgrader.utils import parse_utc
 
-from .course import Course
-from .exam import late_plugin, store_late_penalty
-from .master import Master
+from edsgrade.course import Course
+from edsgrade.gradebook.late import late_plugin, store_late_penalty
+from edsgrade.authoring.master import Master
 
 
 @dataclass

@@ -6,7 +6,9 @@ single place that knows how to read one; the build, the grader and the feedback 
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +16,9 @@ from typing import Any
 
 import nbformat
 
-from .grading.context import CONTEXT_PARAMS
-from .config import check_master, master_place
-from .errors import EdsgradeError
+from edsgrade.authoring import CONTEXT_PARAMS
+from edsgrade.config import check_master, master_place
+from edsgrade.errors import EdsgradeError
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -145,6 +147,11 @@ class Master:
 
 def _meta(cell: Any) -> dict[str, Any]:
     return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cell_grade_id(cell: Any) -> str | None:
+    """The ``grade_id`` of a cell's nbgrader metadata, or ``None`` for a cell nbgrader does not grade."""
+    return _meta(cell).get("grade_id")
 
 
 def is_test_cell(cell: Any) -> bool:
@@ -350,6 +357,13 @@ def parse_master(nb: nbformat.NotebookNode, path: Path, delimiters: Delimiters =
         except AuthoringError as exc:
             raise AuthoringError(f"{path.name}, {exc}") from None
     return master
+
+
+def master_digest(master: Master) -> str:
+    """A digest of the master notebook's cells, to detect a master edited after its build."""
+    payload = json.dumps([(c.cell_type, c.source, c.get("metadata", {}).get("nbgrader", {}))
+                          for c in master.notebook.cells], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def load_master(path: Path | str, delimiters: Delimiters = DELIMITERS) -> Master:

@@ -2,7 +2,7 @@
 
 Run as root (the normal case for a grading machine), a submission is confined with Linux
 primitives only, so nothing else (no Docker) is needed. Two processes are forked from the warm
-template (:mod:`edsgrade.grading.template`) into a new **PID namespace**:
+template (:mod:`edsgrade.grading.sandbox.template`) into a new **PID namespace**:
 
 - the namespace's *init* (PID 1, :func:`build_namespaces` then :func:`be_init`), which makes the
   other namespaces and the jail's root, then only reaps orphans; killing it kills the namespace;
@@ -22,13 +22,13 @@ What they share nothing of with the host or with the next submission:
   namespace (no hostile tree is ever walked on the host to clean it up);
 - **IPC and host name**: its own IPC namespace (SysV shared memory, queues, semaphores, POSIX message
   queues: all gone with it) and UTS namespace; a fresh session keyring, and keyctl denied;
-- **system calls**: a seccomp filter (:mod:`edsgrade.grading.syscall_filter`);
-- **resources**: one control group for the whole submission (:mod:`edsgrade.grading.cgroups`:
+- **system calls**: a seccomp filter (:mod:`edsgrade.grading.sandbox.syscall_filter`);
+- **resources**: one control group for the whole submission (:mod:`edsgrade.grading.sandbox.cgroups`:
   memory over all its processes, shared memory and tmpfs included, a process count, an equal CPU
   share), plus resource limits per process (CPU time, file size, open files, no core dumps; address
   space only where no cgroup bounds memory);
 - an **unprivileged system user** per grading slot (``edsgrade-sbx0``, ``edsgrade-sbx1``...), with
-  ``no_new_privs`` set. Wall-clock limits are the grader's (see :mod:`edsgrade.grading.executor`).
+  ``no_new_privs`` set. Wall-clock limits are the grader's (see :mod:`edsgrade.grading.sandbox.executor`).
 
 After the submission, its control group and every process of the slot's user are killed, and the
 namespace's init with them, so nothing it started survives.
@@ -51,7 +51,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from ..errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWPID = 0x00020000, 0x40000000, 0x20000000
 CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP = 0x08000000, 0x04000000, 0x02000000
@@ -148,7 +148,7 @@ def python_paths() -> list[str]:
     The Python environment, and edsgrade's own package directory (for ``edsgrade.authoring`` in a
     master notebook) but never the course directory around it.
     """
-    package = str(Path(__file__).resolve().parents[1])
+    package = str(Path(__file__).resolve().parents[2])
     roots = (sys.prefix, sys.base_prefix, sys.exec_prefix, package)
     # both the resolved folders and the paths as the interpreter spells them: an environment reached
     # through a link (``/srv/app/.venv -> /opt/venv``) keeps its unresolved path in ``sys.path``
@@ -288,7 +288,7 @@ def _null_stdio() -> None:
 def build_namespaces(jail: Jail) -> None:
     """In the namespace's init (PID 1 of a fresh PID namespace, still root): enter the submission's control
     group, make its mount, network, IPC, UTS and cgroup namespaces and the jail's root, then chroot there."""
-    from . import cgroups
+    from edsgrade.grading.sandbox import cgroups
 
     cgroups.enter(jail.cgroup)
     unshare(NAMESPACES)
@@ -336,7 +336,7 @@ def confine(jail: Jail, keep_fd: int, threads: int, ns_fds: list[int] | None = N
     """
     os.setsid()
     if jail.uid is not None:
-        from . import cgroups, syscall_filter
+        from edsgrade.grading.sandbox import cgroups, syscall_filter
 
         cgroups.enter(jail.cgroup)
         for fd in ns_fds or []:
@@ -475,7 +475,3 @@ def prepare_workdir(workdir: Path, uid: int | None, gid: int | None) -> None:
     slot's user never owns, writes or fills the host's folder; unconfined, the notebook runs in it.
     """
     os.chmod(workdir, 0o700)
-
-
-def remove_workdir(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)

@@ -1,15 +1,15 @@
 """The sandbox side: run a notebook's cells one request at a time, in a fresh IPython shell.
 
-This module is imported by the warm template (:mod:`edsgrade.grading.template`) *before* it forks,
+This module is imported by the warm template (:mod:`edsgrade.grading.sandbox.template`) *before* it forks,
 so a sandboxed child starts with it (and the heavy libraries) already loaded; it serves one
 submission over one socket and then exits. Requests, each answered by one reply:
 
 ``{"op": "run", "source": ...}``
     run a cell; reply ``{"outputs": [nbformat outputs], "error": null | {ename, evalue}}``.
 ``{"op": "capture", "names": [...], "limits": {...}}``
-    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.plaindata`), its arrays as
-    ``.npy`` attachments (:mod:`edsgrade.grading.protocol`); a value over ``limits``
-    (:class:`edsgrade.plaindata.Limits`) is replaced by a "too large" mark saying its size.
+    reply ``{"values": {name: plain-data encoding}}`` (see :mod:`edsgrade.grading.sandbox.plaindata`), its arrays as
+    ``.npy`` attachments (:mod:`edsgrade.grading.sandbox.protocol`); a value over ``limits``
+    (:class:`edsgrade.grading.sandbox.plaindata.Limits`) is replaced by a "too large" mark saying its size.
 ``{"op": "snapshot"}``
     fork a copy of this process, sealed (:func:`seal`: no writes to files, no new processes,
     sockets, IPC or signals to others, not readable by its parent), which replies
@@ -50,8 +50,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Type
 from traitlets.config import Config
 
-from .. import plaindata
-from . import protocol
+from edsgrade.grading.sandbox import plaindata
+from edsgrade.grading.sandbox import protocol
 
 IMAGE_LIMIT = 2_000_000  # bytes of rich display data kept per cell
 SEAL_FAILED = 71  # exit code of a snapshot that could not be sealed (it answered nothing)
@@ -328,7 +328,7 @@ def _error(exc: BaseException) -> dict[str, Any]:
 # -- sealing a snapshot ---------------------------------------------------------------------------
 # Why a hand-written seccomp filter: it is a few dozen BPF instructions over a fixed list of system
 # calls, installed once in a forked child, easy to read and to test (tests/security). It stacks on
-# the sandbox's own filter (edsgrade.grading.syscall_filter, libseccomp): the kernel runs both and
+# the sandbox's own filter (edsgrade.grading.sandbox.syscall_filter, libseccomp): the kernel runs both and
 # the stricter answer wins, so the snapshot keeps every denial of the sandbox and adds its own.
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | 0o20000000  # __O_TMPFILE
 _X86_64 = 0xC000003E

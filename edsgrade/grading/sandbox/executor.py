@@ -23,12 +23,12 @@ from typing import Any, Callable
 
 import nbformat
 
-from .. import plaindata
-from . import cgroups, protocol, sandbox
-from .pool import WarmPool
-from .sandbox import Jail, Limits
-from .untrusted import clean, identifier, said
-from ..errors import EdsgradeError
+from edsgrade.grading.sandbox import plaindata
+from edsgrade.grading.sandbox import cgroups, protocol, confinement as sandbox
+from edsgrade.grading.sandbox.pool import WarmPool
+from edsgrade.grading.sandbox.confinement import Jail, Limits
+from edsgrade.grading.sandbox.untrusted import clean, identifier, said
+from edsgrade.errors import EdsgradeError
 
 NOTEBOOK_TIMEOUT = "NotebookTimeout"
 INTERRUPT_GRACE = 5.0  # seconds a timed-out cell gets to stop after SIGINT before it is killed

@@ -8,7 +8,7 @@ request. A message on the wire is::
     JSON text            one JSON object (UTF-8)
     attachments          each one numpy ``.npy`` array (numpy.lib.format, no object dtype)
 
-Arrays travel as binary ``.npy`` attachments (see :mod:`edsgrade.plaindata`, which refers to them
+Arrays travel as binary ``.npy`` attachments (see :mod:`edsgrade.grading.sandbox.plaindata`, which refers to them
 by index) because turning 32 MB of float64 into JSON numbers or base64 and back costs hundreds of
 milliseconds, and writing the raw buffer costs a copy.
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ..errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
 PREAMBLE = struct.Struct(">QI")
 SIZE = struct.Struct(">Q")

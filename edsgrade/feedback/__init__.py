@@ -4,7 +4,7 @@ Each autograded question shows points earned / possible and its cases; public ca
 failure messages, hidden cases show their name and points only (never their code or message).
 Questions graded by hand (rubric criteria) show the grader's points and comment once entered in
 the gradebook, and the page ends with the final grade: both parts combined as
-:mod:`edsgrade.marks` says, with the late penalty if any.
+:mod:`edsgrade.grades.final` says, with the late penalty if any.
 Everything on the page that a submission controls (messages, notes, case messages) is escaped by
 Jinja's autoescape, and the page shows no student output. It needs no script, so it carries a
 Content-Security-Policy (:data:`CSP`) that forbids scripts, frames, forms, plug-ins and any request
@@ -20,16 +20,16 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from nbgrader.api import MissingEntry
 
-from .course import Course, CourseError
-from .grading.autograde import SubmissionResult, read_result
-from .marks import FinalGrade, final_grades
-from .master import Master, load_master
+from edsgrade.course import Course, CourseError
+from edsgrade.grading.autograde import SubmissionResult, read_result
+from edsgrade.grades.final import FinalGrade, final_grades
+from edsgrade.authoring.master import Master
 
 #: The feedback page's Content-Security-Policy: its own inline style sheet and data: images, nothing else.
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'none'; object-src 'none'; "
        "frame-src 'none'; base-uri 'none'; form-action 'none'")
 
-_ENV = Environment(loader=PackageLoader("edsgrade", "templates"), autoescape=select_autoescape(["html", "j2"]))
+_ENV = Environment(loader=PackageLoader("edsgrade.feedback", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
 @dataclass
@@ -72,7 +72,7 @@ def render(result: SubmissionResult, manual: list[ManualGrade], final: FinalGrad
 
 def write_feedback(course: Course, assignment: str, students: list[str] | None = None) -> list[Path]:
     """Write the feedback of every graded submission of ``assignment`` (or of ``students``)."""
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     written: list[Path] = []
     finals = {f.student: f for f in final_grades(course, assignment)}
     for student in students or course.submitted_students(assignment):

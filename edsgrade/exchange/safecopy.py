@@ -39,7 +39,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Union
-from .errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
 __all__ = ["CopyLimits", "Refusal", "CopyReport", "copy_tree", "scan_tree", "read_regular", "UnsafeFile", "digest_tree",
            "safe_name"]

@@ -20,11 +20,7 @@ from typing import Callable, Iterable
 
 import nbformat
 
-from .master import SOLUTION_BEGIN, SOLUTION_END, Master, is_solution_cell, is_test_cell
-
-
-def _gid(cell: nbformat.NotebookNode) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+from edsgrade.authoring.master import SOLUTION_BEGIN, SOLUTION_END, Master, cell_grade_id, is_solution_cell, is_test_cell
 
 
 def answer_cells(master: Master) -> dict[str, list[str]]:
@@ -33,9 +29,9 @@ def answer_cells(master: Master) -> dict[str, list[str]]:
     pending: list[str] = []
     for cell in master.notebook.cells:
         if is_solution_cell(cell) and cell.cell_type == "code":
-            pending.append(_gid(cell))
+            pending.append(cell_grade_id(cell))
         elif is_test_cell(cell):
-            owners[_gid(cell)] = pending
+            owners[cell_grade_id(cell)] = pending
             pending = []
     return owners
 
@@ -58,9 +54,9 @@ def _region(lines: list[str], grade_id: str | None) -> tuple[int, int]:
 def master_cell(master: Master, grade_id: str) -> nbformat.NotebookNode:
     """The master's cell whose nbgrader ``grade_id`` is ``grade_id`` (a ``KeyError`` names the known ids)."""
     for cell in master.notebook.cells:
-        if _gid(cell) == grade_id:
+        if cell_grade_id(cell) == grade_id:
             return cell
-    known = ", ".join(g for g in (_gid(c) for c in master.notebook.cells) if g)
+    known = ", ".join(g for g in (cell_grade_id(c) for c in master.notebook.cells) if g)
     raise KeyError(f"{master.path.name} has no cell with grade_id {grade_id!r}; known: {known}")
 
 
@@ -80,11 +76,11 @@ def with_answers(nb: nbformat.NotebookNode, master: Master, code: dict[str, str]
     indentation is kept (a region inside a function body takes indented code).
     """
     out = copy.deepcopy(nb)
-    missing = set(code) - {_gid(c) for c in out.cells}
+    missing = set(code) - {cell_grade_id(c) for c in out.cells}
     if missing:
         raise KeyError(f"no answer cell {', '.join(sorted(missing))} in the notebook")
     for cell in out.cells:
-        gid = _gid(cell)
+        gid = cell_grade_id(cell)
         if gid in code:
             lines = master_cell(master, gid).source.splitlines()
             begin, end = _region(lines, gid)
@@ -100,10 +96,10 @@ def answer(release: nbformat.NotebookNode, master: Master, questions: Iterable[s
     cells_to_fill = {gid for q in chosen for gid in owners.get(q, [])}
     if manual:
         cells_to_fill |= {m.grade_id for m in master.manual}
-    by_id = {_gid(c): c for c in master.notebook.cells if _gid(c)}
+    by_id = {cell_grade_id(c): c for c in master.notebook.cells if cell_grade_id(c)}
     nb = copy.deepcopy(release)
     for cell in nb.cells:
-        gid = _gid(cell)
+        gid = cell_grade_id(cell)
         if gid in cells_to_fill and is_solution_cell(cell):
             cell.source = solution_text(by_id[gid])
     return nb
@@ -112,7 +108,7 @@ def answer(release: nbformat.NotebookNode, master: Master, questions: Iterable[s
 def _prepend_to_answer(nb: nbformat.NotebookNode, master: Master, question: str, code: str) -> None:
     target = answer_cells(master)[question][0]
     for cell in nb.cells:
-        if _gid(cell) == target:
+        if cell_grade_id(cell) == target:
             cell.source = code + "\n" + cell.source
 
 
@@ -148,7 +144,7 @@ def edits_test_cell(release, master):  # noqa: D103
     nb = partial(release, master)
     unanswered = master.questions[-1]
     for cell in nb.cells:
-        if _gid(cell) == unanswered.grade_id:
+        if cell_grade_id(cell) == unanswered.grade_id:
             fakes = "\n".join(f"{name} = None" for name in unanswered.names)
             cell.source = f'{fakes}\nprint("{unanswered.grade_id}: all tests passed!")'
     return nb
@@ -157,7 +153,7 @@ def edits_test_cell(release, master):  # noqa: D103
 def deletes_test_cells(release, master):  # noqa: D103
     nb = answer(release, master)
     doomed = {q.grade_id for q in master.questions[::2]}
-    nb.cells = [c for c in nb.cells if _gid(c) not in doomed]
+    nb.cells = [c for c in nb.cells if cell_grade_id(c) not in doomed]
     return nb
 
 

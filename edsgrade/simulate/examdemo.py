@@ -1,7 +1,7 @@
 """``edsgrade exam-demo`` (``make exam-demo``): a whole exam day on ``exam-hackathon`` with a simulated class.
 
 open (build, deadline = start + duration in the gradebook, release) -> eleven students fetch, work
-and hand in (see :mod:`edsgrade.examcohort`; one late, one within the grace period) -> close
+and hand in (see :mod:`edsgrade.simulate.examcohort`; one late, one within the grace period) -> close
 (collect, flag the late ones) -> grade (automatic part, hidden labels on the instructor's side) ->
 rubric (the simulated grader's points and comments, as ``edsgrade rubric`` enters them) ->
 feedback -> final grades (automatic and rubric parts combined, late penalty applied).
@@ -19,15 +19,14 @@ from typing import Any, Callable
 
 import nbformat
 
-from . import exchange
-from .course import Course
-from .exam import CloseReport, close_exam, exam_settings, open_exam, utcnow
-from .examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidate, make_notebook, redate_submission, rubric_comment
-from .feedback import write_feedback
-from .grading.autograde import SubmissionResult, grade_assignment
-from .marks import FinalGrade, final_grades
-from .master import load_master
-from .rubric import set_criterion
+from edsgrade import exchange
+from edsgrade.course import Course
+from edsgrade.exam import CloseReport, close_exam, exam_settings, open_exam, utcnow
+from edsgrade.simulate.examcohort import CLASS, EXAM, PROFILES, RUBRIC, Candidate, make_notebook, redate_submission, rubric_comment
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import SubmissionResult, grade_run
+from edsgrade.grades.final import FinalGrade, final_grades
+from edsgrade.grades.rubric import set_criterion
 
 
 @dataclass
@@ -49,7 +48,7 @@ def run_exam_demo(course: Course, classroom: dict[str, Candidate] | None = None,
     simulated class) and return what it produced. Running it again starts the exam afresh."""
     begin = time.monotonic()
     classroom = classroom or CLASS
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     minutes = exam_settings(course, master).duration_minutes
     start = (utcnow() - dt.timedelta(minutes=minutes + 30)).replace(microsecond=0)
     session = open_exam(course, assignment, start=start, echo=echo)
@@ -66,7 +65,7 @@ def run_exam_demo(course: Course, classroom: dict[str, Candidate] | None = None,
     closed = close_exam(course, assignment)
     late = ", ".join(f"{a.student} ({a.seconds_late / 60:.0f} min)" for a in closed.late) or "nobody"
     echo(f"closed: collected {len(closed.arrivals)} submissions; late: {late}; policy: {closed.policy}")
-    results = grade_assignment(course, assignment, list(classroom), cell_timeout=cell_timeout, progress=progress)
+    results = grade_run(course, assignment, list(classroom), cell_timeout=cell_timeout, progress=progress).results
     for student, who in classroom.items():
         for criterion, points in zip(RUBRIC, who.marks):
             set_criterion(course, assignment, student, criterion, points=points, comment=rubric_comment(who, criterion))

@@ -1,11 +1,11 @@
 """The warm template: a process that imports the heavy libraries once, then forks one child per submission.
 
-Started by :class:`edsgrade.grading.pool.WarmPool` with a control socket (a Unix SEQPACKET pair).
+Started by :class:`edsgrade.grading.sandbox.pool.WarmPool` with a control socket (a Unix SEQPACKET pair).
 Requests (JSON, one per packet):
 
 ``{"op": "spawn", "jail": {...}, "output_limit": n}`` with one file descriptor attached (the child's
     end of its channel to the grader): fork, confine the child (:func:`sandbox.confine`), serve the
-    notebook there (:mod:`edsgrade.grading.runner`); reply ``{"pid": pid, "init": pid of its PID
+    notebook there (:mod:`edsgrade.grading.sandbox.runner`); reply ``{"pid": pid, "init": pid of its PID
     namespace's init or null}``.
 ``{"op": "wait", "pid": pid}``: reap that child, then kill and reap its namespace's init (which kills
     whatever is left in the namespace); reply ``{"status": raw wait status of the child}``.
@@ -52,7 +52,7 @@ def _preload(modules: list[str]) -> list[str]:
 
 
 def _spawn(ctl: socket.socket, request: dict, fds: list[int], threads: int) -> dict:
-    from . import runner, sandbox
+    from edsgrade.grading.sandbox import runner, confinement as sandbox
 
     jail = sandbox.Jail.from_dict(request["jail"])
     if len(fds) != 1:
@@ -80,7 +80,7 @@ def _child(ctl: socket.socket, jail, channel: int, threads: int, request: dict, 
 
     A set-up failure is written on ``report``, the template's own pipe, never on the channel.
     """
-    from . import runner, sandbox
+    from edsgrade.grading.sandbox import runner, confinement as sandbox
 
     try:
         ctl.close()
@@ -106,7 +106,7 @@ def _setup_report(pid: int, report_r: int, report_w: int) -> str:
 
 def _spawn_confined(ctl: socket.socket, request: dict, jail, channel: int, threads: int) -> dict:
     """Fork a PID namespace's init and the notebook's process inside it (see the module's docstring)."""
-    from . import sandbox
+    from edsgrade.grading.sandbox import confinement as sandbox
 
     ready_r, ready_w = os.pipe()
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -179,13 +179,13 @@ def _kill_init(init: int) -> None:
 def main() -> None:
     fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
     ctl = socket.socket(fileno=fd)
-    from .sandbox import die_with_parent
+    from edsgrade.grading.sandbox.confinement import die_with_parent
 
     die_with_parent()  # the grader gone (even by kill -9), the template and its children go too
     threads = int(config.get("threads", 1))
     os.environ.update({v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
     loaded = _preload(list(config.get("preload", [])))
-    from . import cgroups, runner, sandbox, syscall_filter  # noqa: F401 - loaded before any fork
+    from edsgrade.grading.sandbox import cgroups, runner, confinement as sandbox, syscall_filter  # noqa: F401 - loaded before any fork
 
     seccomp = syscall_filter.prepare()  # compiled once; every confined child loads it
 

@@ -17,7 +17,7 @@ What the host has is detected, in this order:
 Each group is made *inside the grader's own cgroup* of each hierarchy (never at the top of the
 hierarchy, which would take the sandboxes out of whatever limits the machine puts on the grader),
 named ``edsgrade-slot<N>`` after the grading slot that owns it (a slot is held by one grader at a
-time, see :func:`edsgrade.grading.sandbox.acquire_slot`). The confined child enters it itself
+time, see :func:`edsgrade.grading.sandbox.confinement.acquire_slot`). The confined child enters it itself
 (:func:`enter`), before any student code runs, so every process it starts is in it.
 
 Why our own code and not a library: the few files involved are the kernel's documented interface,
@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from ..errors import EdsgradeError
+from edsgrade.errors import EdsgradeError
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")  # required
 V1_OPTIONAL = ("freezer",)

@@ -6,7 +6,7 @@ The exchange root comes from ``nbgrader_config.py`` (``c.Exchange.root``).
 
 Submit and collect are built through nbgrader's ``ExchangeFactory``, configured in
 ``nbgrader_config.py`` (``c.ExchangeFactory.collect``...), so that they are the same classes as the
-formgrader's Collect button: by default edsgrade's safe ones (:mod:`edsgrade.safeexchange`), which
+formgrader's Collect button: by default edsgrade's safe ones (:mod:`edsgrade.exchange.safe`), which
 copy regular files only, never follow a student's link, and date submissions from the exchange
 itself, not from what the student wrote.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from nbgrader.auth import Authenticator
 
-from .course import Course, CourseError
-from .errors import EdsgradeError
+from edsgrade.course import Course, CourseError
+from edsgrade.errors import EdsgradeError
 
 log = logging.getLogger("edsgrade")
 
@@ -29,8 +29,8 @@ class ExchangeError(EdsgradeError, RuntimeError):
 
 
 #: the safe classes used when ``nbgrader_config.py`` does not name others
-SAFE_STEPS = {"collect": "edsgrade.safeexchange.SafeCollect", "submit": "edsgrade.safeexchange.SafeSubmit",
-              "fetch_feedback": "edsgrade.safeexchange.SafeFetchFeedback"}
+SAFE_STEPS = {"collect": "edsgrade.exchange.safe.SafeCollect", "submit": "edsgrade.exchange.safe.SafeSubmit",
+              "fetch_feedback": "edsgrade.exchange.safe.SafeFetchFeedback"}
 
 
 def factory(course: Course):
@@ -122,7 +122,7 @@ def collect(course: Course, assignment: str) -> list[str]:
     A newer submission replaces an older collected one. With the safe collect (the default), the
     grader writes ``submitted/S/A/timestamp.txt`` with the exchange's own time of the submission and
     ``collect.json`` with what was refused (links, pipes, hard links...); see
-    :mod:`edsgrade.safeexchange`.
+    :mod:`edsgrade.exchange.safe`.
     """
     inbound = course.exchange_root / course.course_id / "inbound"
     if not inbound.is_dir():

@@ -1,6 +1,6 @@
 """``edsgrade demo``: the whole course pipeline on the course's labs, with a simulated cohort.
 
-build -> release -> each student fetches, answers (see :mod:`edsgrade.cohort`) and submits ->
+build -> release -> each student fetches, answers (see :mod:`edsgrade.simulate.cohort`) and submits ->
 collect -> grade -> feedback -> score table. Running it again starts the cohort afresh.
 
 ``rebuild=False`` (``edsgrade demo --reuse-build``) starts from the lab's current build when there is
@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import exchange
-from .build import BuildReport, build, load_reference
-from .cohort import PROFILES, write_submission
-from .course import Course, CourseError
-from .feedback import write_feedback
-from .grading.autograde import SubmissionResult, grade_assignment
-from .master import load_master
+from edsgrade import exchange
+from edsgrade.build.release import BuildReport, build
+from edsgrade.simulate.cohort import PROFILES, write_submission
+from edsgrade.course import Course, CourseError
+from edsgrade.feedback import write_feedback
+from edsgrade.grading.autograde import SubmissionResult, grade_run
 
 #: the labs ``edsgrade demo`` runs, in order, when none is named
 DEMO_ASSIGNMENTS: tuple[str, ...] = ("lab0-python", "lab1-calibration", "lab2-volcano", "lab3-location", "lab4-lidar",
@@ -45,11 +44,11 @@ def is_built(course: Course, assignment: str) -> bool:
 
     It does not see changes to the package's own code (a dataset generator, say): build again after those.
     """
-    master = load_master(course.master_path(assignment))
-    if not (course.release_dir(assignment) / master.path.name).is_file():
+    lab = course.assignment(assignment)
+    if not (lab.release_dir / lab.master.path.name).is_file():
         return False
     try:
-        load_reference(course, master)  # refuses values built from another version of the master
+        lab.reference()  # refuses values built from another version of the master
     except CourseError:
         return False
     return True
@@ -76,7 +75,7 @@ def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = No
         echo(f"{assignment} is built from its current master: reusing that build")
     exchange.release(course, assignment)
     echo(f"released {assignment} to the exchange {course.exchange_root}")
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     for student, profile in cohort.items():
         folder = exchange.fetch(course, assignment, student, replace=True)
         write_submission(profile, folder / master.path.name, master, folder / master.path.name)
@@ -84,6 +83,6 @@ def run_demo(course: Course, assignment: str, cohort: dict[str, str] | None = No
         echo(f"  {student:8s} fetched, answered ({PROFILES[profile][0]}) and submitted")
     collected = exchange.collect(course, assignment)
     echo(f"collected {len(collected)} submissions into {course.root / 'submitted'}")
-    results = grade_assignment(course, assignment, list(cohort), cell_timeout=cell_timeout, progress=progress)
+    results = grade_run(course, assignment, list(cohort), cell_timeout=cell_timeout, progress=progress).results
     paths = write_feedback(course, assignment, list(cohort))
     return DemoReport(assignment, results, paths, time.monotonic() - start)

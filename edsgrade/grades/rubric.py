@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from nbgrader.api import MissingEntry
 
-from .course import Course, CourseError
-from .exam import late_plugin, store_late_penalty
-from .master import Master, load_master, mark_scheme
+from edsgrade.course import Course, CourseError
+from edsgrade.gradebook.late import late_plugin, store_late_penalty
+from edsgrade.authoring.master import Master, mark_scheme
 
 
 class RubricError(CourseError):
@@ -95,7 +95,7 @@ def _entry(gb, master: Master, c: Criterion, student: str) -> RubricEntry:
 
 def rubric_state(course: Course, assignment: str, student: str) -> list[RubricEntry]:
     """Every criterion of ``assignment`` for ``student``: points (None if not marked) and comment."""
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     with course.gradebook() as gb:
         _check_student(course, gb, assignment, student)
         return [_entry(gb, master, c, student) for c in criteria(master)]
@@ -103,7 +103,7 @@ def rubric_state(course: Course, assignment: str, student: str) -> list[RubricEn
 
 def rubric_overview(course: Course, assignment: str) -> dict[str, list[RubricEntry]]:
     """Every graded student's rubric of ``assignment``, by student."""
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     with course.gradebook() as gb:
         students = sorted(s.student.id for s in _submissions(gb, assignment))
         return {s: [_entry(gb, master, c, s) for c in criteria(master)] for s in students}
@@ -116,7 +116,7 @@ def set_criterion(course: Course, assignment: str, student: str, criterion: str,
     Refuses an unknown student or criterion, and points outside [0, the criterion's maximum],
     with an error listing the valid ones. Returns the criterion's new state.
     """
-    master = load_master(course.master_path(assignment))
+    master = course.assignment(assignment).master
     c = _criterion(master, criterion)
     if points is None and comment is None:
         raise RubricError(f"nothing to record for {criterion}: give --points (0-{c.max_points:g}) and/or --comment")

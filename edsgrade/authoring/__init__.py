@@ -6,6 +6,9 @@ variables, so running the master top to bottom checks the reference solution aga
 (public and hidden). ``ref`` is the notebook itself there, since the master *is* the reference.
 The build removes this import from the student release, where Otter's ``grader.check`` runs the
 public cases instead.
+
+The package holds the rest of the master format (:mod:`.master`: nbgrader's markers and metadata,
+:mod:`.leakcheck`: nothing hidden in a release); this module stays light, since a master imports it.
 """
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ from typing import Any, Callable
 
 from otter.test_files import test_case as _otter_test_case
 
-from .grading.context import CONTEXT_PARAMS
+
+#: parameter names a test case may take besides the student's variables and ``ref``: the grader's context
+#: (:mod:`edsgrade.grading.context` gives their values); part of the master format, so defined here
+CONTEXT_PARAMS = ("hidden", "files", "run")
 
 
 class test_case(_otter_test_case):  # noqa: N801 - the name is Otter's
@@ -42,4 +48,4 @@ class test_case(_otter_test_case):  # noqa: N801 - the name is Otter's
         return self
 
 
-__all__: list[Any] = ["test_case"]
+__all__: list[Any] = ["test_case", "CONTEXT_PARAMS"]

@@ -2,7 +2,7 @@
 
 The heavy imports (numpy, pandas, scikit-learn, matplotlib, obspy, torch...) are paid once when
 the pool starts; each submission then gets a fresh interpreter, forked from the template and
-confined (:mod:`edsgrade.grading.sandbox`), in a few milliseconds.
+confined (:mod:`edsgrade.grading.sandbox.confinement`), in a few milliseconds.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Iterable
 
-from .sandbox import Jail, SandboxError
+from edsgrade.grading.sandbox.confinement import Jail, SandboxError
 
 #: libraries worth importing once in the template when a notebook uses them
 HEAVY = ("numpy", "pandas", "scipy", "sklearn", "matplotlib", "seaborn", "obspy", "laspy", "torch", "torchvision")
@@ -71,8 +71,8 @@ class WarmPool:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TZ")}
         # The grader's own package, never a copy in the current folder: ``-P`` keeps the working directory
         # off ``sys.path`` (``-m`` would put it first), and PYTHONPATH names this package's parent folder.
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-        self._proc = subprocess.Popen([sys.executable, "-P", "-m", "edsgrade.grading.template", str(theirs.fileno()),
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+        self._proc = subprocess.Popen([sys.executable, "-P", "-m", "edsgrade.grading.sandbox.template", str(theirs.fileno()),
                                        config],
                                       pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                                       stdout=self._log, stderr=self._log, env=env)

@@ -2,7 +2,7 @@
 
 Everything the sandbox sends (an exception's name and message, a traceback, a reply) is written by
 student code. It is never parsed for meaning by the grader (what happened is decided from the
-grader's own timers and the exit status: :mod:`edsgrade.grading.executor`); where it is shown, in a
+grader's own timers and the exit status: :mod:`edsgrade.grading.sandbox.executor`); where it is shown, in a
 result, a message or the feedback, it is quoted, bounded, stripped of control characters and labelled
 as the submission's, so that it can never read as the grader's advice ("set c.Grader.sandbox = 'off'").
 """

@@ -1,7 +1,7 @@
 """A simulated exam class for ``exam-hackathon``: eleven typical hand-ins and how a grader marks them.
 
-Used by ``edsgrade exam-demo`` (:mod:`edsgrade.examdemo`) and the tests. Each student is made from
-the release and the master (as :mod:`edsgrade.cohort` does for the labs): the master's solution,
+Used by ``edsgrade exam-demo`` (:mod:`edsgrade.simulate.examdemo`) and the tests. Each student is made from
+the release and the master (as :mod:`edsgrade.simulate.cohort` does for the labs): the master's solution,
 another strong approach, a weak one, one that fits a model on the blind wells, one who writes no
 ``predictions.csv``, a late one, one within the grace period, one whose notebook runs past the time
 limit, a partial one, one whose code raises, and the untouched release. Each also has the rubric
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import nbformat
 
-from .cohort import answer, solution_of, with_answers  # the one answer-filling helper of the simulated class
-from .master import Master
+from edsgrade.simulate.cohort import answer, solution_of, with_answers  # the one answer-filling helper of the simulated class
+from edsgrade.authoring.master import Master
 
 #: the exam this class sits
 EXAM = "exam-hackathon"
@@ -194,7 +194,7 @@ def redate_submission(course, assignment: str, student: str, when: dt.datetime) 
     """Make the latest submission of ``student`` count as handed in at ``when`` (naive UTC).
 
     A simulation tool (the demo and the tests): a simulated class cannot wait for real minutes to pass.
-    The collect dates submissions from the exchange itself (see :mod:`edsgrade.safeexchange`), never
+    The collect dates submissions from the exchange itself (see :mod:`edsgrade.exchange.safe`), never
     from what a student writes, so this writes nothing in the exchange: it records ``when`` for that
     submission's folder in a table in the course's ``build/`` folder and points this ``course``'s
     collect at it (``c.SafeCollect.simulated_arrivals``). A course run by hand from the command line

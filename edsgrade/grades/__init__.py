@@ -1,0 +1,1 @@
+"""Grades: final grades (weights, late penalties) and the exam's rubric, computed from the gradebook."""
