@@ -31,6 +31,17 @@ def new_course(root: Path, assignments: tuple[str, ...] = ()) -> Path:
     return root
 
 
+def slot_user_pids() -> list[int]:
+    """Pids of the live processes of the grading slots' system users (``edsgrade-sbx*``), whoever's grading
+    started them: each test filters them down to its own run."""
+    import pwd
+
+    from edsgrade.grading.sandbox import confinement
+
+    return [pid for user in pwd.getpwall() if user.pw_name.startswith(confinement.USER_PREFIX)
+            for pid in confinement.processes_of(user.pw_uid)]
+
+
 def cli(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``edsgrade --course-dir root ARGS`` as a user would, and return the finished process."""
     return subprocess.run([sys.executable, "-m", "edsgrade", "--course-dir", str(root), "-q", *args],

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 import arena
+from conftest import slot_user_pids
 from edsgrade.course import Course
 from edsgrade.gradebook.store import read_grades
 from edsgrade.grading.sandbox import confinement as sandbox
@@ -148,17 +149,14 @@ def test_hostile_submissions_among_honest_ones(tmp_path):
 
 def survivors():
     """Processes of the sandbox users that came from this test's grader (its Python, or `sleep`)."""
-    import pwd
     import sys
 
     found = []
-    for user in pwd.getpwall():
-        if user.pw_name.startswith(sandbox.USER_PREFIX):
-            for pid in sandbox.processes_of(user.pw_uid):
-                try:
-                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                if sys.executable in cmdline or cmdline.startswith("sleep"):
-                    found.append((pid, cmdline))
+    for pid in slot_user_pids():
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if sys.executable in cmdline or cmdline.startswith("sleep"):
+            found.append((pid, cmdline))
     return found

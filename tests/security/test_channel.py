@@ -12,6 +12,7 @@ import time
 import nbformat
 import pytest
 
+from conftest import slot_user_pids
 from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.sandbox.executor import Ending, SandboxExecutor, Status
 from edsgrade.grading.judge import StudentCodeError, proxy_values
@@ -294,28 +295,23 @@ def orphans():
     Other engineers' and CI jobs' gradings may hold slots at the same time: a process whose ancestors
     include a live warm template (run by root) is theirs; any other one outlived its grading.
     """
-    import pwd
-
     def stat(pid):
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[1])
 
     found = []
-    for user in pwd.getpwall():
-        if not user.pw_name.startswith(sandbox.USER_PREFIX):
-            continue
-        for pid in sandbox.processes_of(user.pw_uid):
-            try:
-                parent, owned = pid, False
-                while parent > 1 and not owned:
-                    parent = stat(parent)
-                    cmd = open(f"/proc/{parent}/cmdline", "rb").read()
-                    owned = os.stat(f"/proc/{parent}").st_uid == 0 and b"edsgrade.grading.sandbox.template" in cmd
-                if not owned:
-                    found.append((pid, open(f"/proc/{pid}/cmdline", "rb").read()[:200]))
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile
+    for pid in slot_user_pids():
+        try:
+            parent, owned = pid, False
+            while parent > 1 and not owned:
+                parent = stat(parent)
+                cmd = open(f"/proc/{parent}/cmdline", "rb").read()
+                owned = os.stat(f"/proc/{parent}").st_uid == 0 and b"edsgrade.grading.sandbox.template" in cmd
+            if not owned:
+                found.append((pid, open(f"/proc/{pid}/cmdline", "rb").read()[:200]))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
     return found
 
 

@@ -26,6 +26,7 @@ from edsgrade.course import Course
 from edsgrade.exam import close_exam, submission_time
 from edsgrade.feedback import write_feedback
 from edsgrade.gradebook.store import read_grades
+from conftest import slot_user_pids
 from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.autograde import grade_run
 from edsgrade.exchange.safe import COLLECT_FILE, read_time
@@ -277,21 +278,17 @@ def test_an_unreadable_time_is_that_submissions_result_not_the_classs(graded):
 def orphans_of_the_run(start: float, end: float) -> list[tuple[int, str]]:
     """Processes of the sandbox users, started during this run and orphaned (other engineers' or CI's
     graders may use the same slots at the same time: their live processes have a parent)."""
-    import pwd
-
     ticks = os.sysconf("SC_CLK_TCK")
     boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
     found = []
-    for user in pwd.getpwall():
-        if user.pw_name.startswith(sandbox.USER_PREFIX):
-            for pid in sandbox.processes_of(user.pw_uid):
-                try:
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                ppid, started = int(fields[1]), boot + int(fields[19]) / ticks
-                if ppid == 1 and start - 1 <= started <= end + 1:
-                    found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")))
+    for pid in slot_user_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ppid, started = int(fields[1]), boot + int(fields[19]) / ticks
+        if ppid == 1 and start - 1 <= started <= end + 1:
+            found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")))
     return found
 
 

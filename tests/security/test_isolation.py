@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 import arena
 from edsgrade.course import Course
 from edsgrade.gradebook.store import read_grades
+from conftest import slot_user_pids
 from edsgrade.grading.sandbox import cgroups, confinement as sandbox
 from edsgrade.grading.autograde import grade_run
 
@@ -263,15 +263,13 @@ def host_ipc_keys():
 def slot_processes():
     """Live processes of the sandbox users that come from this test's interpreter or a shell tool."""
     found = []
-    for user in pwd.getpwall():
-        if user.pw_name.startswith(sandbox.USER_PREFIX):
-            for pid in sandbox.processes_of(user.pw_uid):
-                try:
-                    cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                if sys.executable in cmd or os.path.realpath(sys.executable) in cmd:
-                    found.append((pid, cmd))
+    for pid in slot_user_pids():
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if sys.executable in cmd or os.path.realpath(sys.executable) in cmd:
+            found.append((pid, cmd))
     return found
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import arena  # noqa: E402
 from edsgrade.course import Course  # noqa: E402
 from edsgrade.gradebook.store import read_grades  # noqa: E402
+from conftest import slot_user_pids
 from edsgrade.grading.sandbox import confinement as sandbox  # noqa: E402
 from edsgrade.grading.autograde import grade_run  # noqa: E402
 from test_hostile import digest_tree  # noqa: E402
@@ -161,18 +162,14 @@ def survivors():
 
     The warm pool runs with ``PYTHONPATH`` set to the folder of the package it serves: that names ours.
     """
-    import pwd
-
     ours = f"PYTHONPATH={Path(sandbox.__file__).resolve().parents[2]}".encode()
     found = []
-    for user in pwd.getpwall():
-        if user.pw_name.startswith(sandbox.USER_PREFIX):
-            for pid in sandbox.processes_of(user.pw_uid):
-                try:
-                    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                if ours in environ:
-                    found.append((pid, cmdline))
+    for pid in slot_user_pids():
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if ours in environ:
+            found.append((pid, cmdline))
     return found

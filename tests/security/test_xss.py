@@ -30,6 +30,7 @@ import pytest
 import arena
 from edsgrade.course import Course
 from edsgrade.gradebook.store import read_grades
+from conftest import slot_user_pids
 from edsgrade.grading.sandbox import confinement as sandbox
 from edsgrade.grading.autograde import grade_run
 from edsgrade.grading.sanitize import render_markdown
@@ -182,22 +183,19 @@ def descendants_in_sandbox() -> list[tuple[int, str]]:
     """Processes of the sandbox users that descend from this test process (other graders on the
     machine use the same users: only ours count)."""
     import os
-    import pwd
 
-    uids = {u.pw_uid for u in pwd.getpwall() if u.pw_name.startswith(sandbox.USER_PREFIX)}
     found = []
-    for uid in uids:
-        for pid in sandbox.processes_of(uid):
-            chain, current = [], pid
-            try:
-                while current > 1 and len(chain) < 64:
-                    status = Path(f"/proc/{current}/status").read_text()
-                    current = int(re.search(r"^PPid:\s*(\d+)", status, re.M).group(1))
-                    chain.append(current)
-                if os.getpid() in chain:
-                    found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
-            except (OSError, AttributeError):
-                continue
+    for pid in slot_user_pids():
+        chain, current = [], pid
+        try:
+            while current > 1 and len(chain) < 64:
+                status = Path(f"/proc/{current}/status").read_text()
+                current = int(re.search(r"^PPid:\s*(\d+)", status, re.M).group(1))
+                chain.append(current)
+            if os.getpid() in chain:
+                found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (OSError, AttributeError):
+            continue
     return found
 
 

@@ -192,37 +192,31 @@ class Reply:
     interrupted: bool = False
 
 
-def children(pid: int) -> set[int]:
-    """The child processes of ``pid``, read from ``/proc`` by the grader itself."""
-    found: set[int] = set()
+def _task_files(pid: int, name: str) -> list[str]:
+    """The text of ``/proc/PID/task/*/NAME`` for each thread of ``pid`` still readable (read by the grader)."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return found
+        return []
+    texts = []
     for tid in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                found.update(int(p) for p in f.read().split())
-        except (OSError, ValueError):
+            with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                texts.append(f.read())
+        except OSError:
             pass
-    return found
+    return texts
+
+
+def children(pid: int) -> set[int]:
+    """The child processes of ``pid``, read from ``/proc`` by the grader itself."""
+    return {int(p) for text in _task_files(pid, "children") for p in text.split() if p.isdigit()}
 
 
 def _stopped(pid: int) -> bool:
     """Whether every thread of ``pid`` is stopped, a zombie or gone (read from ``/proc``)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return True
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("T", "t", "Z", "X"):
-            return False
-    return True
+    states = [text.rsplit(")", 1)[1].split()[:1] for text in _task_files(pid, "stat") if ")" in text]
+    return all(not state or state[0] in ("T", "t", "Z", "X") for state in states)
 
 
 def _gone(pid: int) -> bool:
